@@ -1,0 +1,1 @@
+"""Platform connectors, one module each, all behind the contract in ``connectors.base``."""

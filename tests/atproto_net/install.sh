@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Placeholder until the Bluesky connector lands its local network installer.
+exit 0
