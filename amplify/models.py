@@ -121,6 +121,8 @@ class Campaign(Base):
     utm_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     starts_on: Mapped[date | None] = mapped_column(Date)
     ends_on: Mapped[date | None] = mapped_column(Date)
+    # Archived campaigns stay attached to their stories but are not offered for new ones.
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
