@@ -1,0 +1,625 @@
+"""X (Twitter) connector, on tweepy's v2 ``Client`` and X's v2 media endpoints.
+
+One ``XConnector`` acts as one account, with either OAuth 1.0a user context (API key and
+secret + access token and secret) or an OAuth 2 user token (``bearer``). Every request
+goes to ``ConnectorContext.service_url`` (default ``https://api.x.com``) with a 10 s
+timeout; rate limits are reported, never slept on.
+
+Exactly once: X has no idempotency key, so a post whose outcome is unknown is found again
+by scanning the account's recent posts for the exact text of each part, in thread order.
+A "duplicate content" refusal triggers that scan instead of a failure.
+
+Reposts are not automated on X: its automation rules forbid coordinated automatic
+reposts, so ``repost`` refuses and :func:`share_url` gives the advocate a link to click.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import mimetypes
+import os
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import requests
+import tweepy
+import twitter_text
+
+from connectors.base import (
+    AuthError,
+    ConnectorContext,
+    ConnectorError,
+    Identity,
+    Media,
+    Metrics,
+    OutgoingPost,
+    PartCallback,
+    PermanentError,
+    RateLimited,
+    Receipt,
+    SpreaderInfo,
+    TransientError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.x.com"
+TIMEOUT_SECONDS = 10.0
+MAX_WEIGHTED_LENGTH = 280
+MAX_IMAGES = 4
+MAX_ALT_TEXT = 1000
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+IMAGE_TYPES = frozenset(
+    {"image/jpeg", "image/pjpeg", "image/png", "image/webp", "image/bmp", "image/tiff"}
+)
+DUPLICATE_CONTENT = "duplicate content"
+# Snowflake ids carry their creation time: milliseconds since this epoch, shifted by 22 bits.
+_SNOWFLAKE_EPOCH_MS = 1288834974657
+# non_public_metrics are served for the author's own posts during their first 30 days.
+_NON_PUBLIC_MAX_AGE = timedelta(days=29, hours=12)
+_MAX_RETWEETER_PAGES = 10
+_TIMELINE_FIELDS = ["created_at", "entities", "referenced_tweets", "conversation_id"]
+
+REPOST_REFUSAL = (
+    "X's automation rules forbid automatic reposts from advocate accounts; share the post "
+    "with the advocate's own click instead (intent link)"
+)
+
+
+def share_url(receipt: Receipt) -> str:
+    """The link an advocate clicks to repost ``receipt`` from their own X account."""
+    return f"https://x.com/intent/retweet?tweet_id={receipt.remote_id}"
+
+
+def status_url(handle: str, tweet_id: str) -> str:
+    return f"https://x.com/{handle.lstrip('@')}/status/{tweet_id}"
+
+
+def weighted_length(text: str) -> int:
+    """X's weighted length (URLs 23, CJK and emoji 2), after NFC as X does."""
+    return int(twitter_text.parse_tweet(unicodedata.normalize("NFC", text)).weightedLength)
+
+
+def created_at_from_id(tweet_id: str) -> datetime | None:
+    """When a post was created, read from its snowflake id (None if it is not one)."""
+    try:
+        ms = (int(tweet_id) >> 22) + _SNOWFLAKE_EPOCH_MS
+    except ValueError:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class _XClient(tweepy.Client):
+    """tweepy's v2 client sending to a configurable base URL, with a timeout on every call.
+
+    ``BaseClient.request`` hard-codes the host and logs request headers (the bearer token)
+    at DEBUG; this override does neither and maps statuses to the same tweepy exceptions.
+    """
+
+    def __init__(self, *, base_url: str, timeout: float, **kwargs: Any) -> None:
+        super().__init__(wait_on_rate_limit=False, **kwargs)
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def auth_for(self, user_auth: bool) -> tuple[dict[str, str], Any]:
+        headers = {"User-Agent": self.user_agent}
+        if user_auth:
+            handler = tweepy.OAuth1UserHandler(
+                self.consumer_key,
+                self.consumer_secret,
+                self.access_token,
+                self.access_token_secret,
+            )
+            return headers, handler.apply_auth()
+        headers["Authorization"] = f"Bearer {self.bearer_token}"
+        return headers, None
+
+    def request(
+        self,
+        method: str,
+        route: str,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        user_auth: bool = False,
+    ) -> requests.Response:
+        headers, auth = self.auth_for(user_auth)
+        log.debug("X API request: %s %s", method, route)
+        with self.session.request(
+            method,
+            self.base_url + route,
+            params=params,
+            json=json,
+            headers=headers,
+            auth=auth,
+            timeout=self.timeout,
+        ) as response:
+            log.debug("X API response: %s %s", response.status_code, route)
+            raise_for_status(response)
+            return response
+
+
+def raise_for_status(response: requests.Response) -> None:
+    """Raise the tweepy exception tweepy itself would raise for this response (no waiting)."""
+    status = response.status_code
+    if status == 400:
+        raise tweepy.BadRequest(response)
+    if status == 401:
+        raise tweepy.Unauthorized(response)
+    if status == 403:
+        raise tweepy.Forbidden(response)
+    if status == 404:
+        raise tweepy.NotFound(response)
+    if status == 429:
+        reset = response.headers.get("x-rate-limit-reset")
+        reset_time = int(reset) if reset and reset.strip().isdigit() else None
+        raise tweepy.TooManyRequests(response, reset_time=reset_time)
+    if status >= 500:
+        raise tweepy.TwitterServerError(response)
+    if not 200 <= status < 300:
+        raise tweepy.HTTPException(response)
+
+
+def _detail(exc: tweepy.HTTPException) -> str:
+    messages = [str(m) for m in exc.api_messages if m]
+    if messages:
+        return "; ".join(dict.fromkeys(messages))
+    return str(exc).replace("\n", " ")
+
+
+def _is_duplicate(exc: tweepy.HTTPException) -> bool:
+    return isinstance(exc, tweepy.Forbidden) and DUPLICATE_CONTENT in _detail(exc).lower()
+
+
+def _normalise(text: str) -> str:
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def _visible_text(tweet: Any) -> str:
+    """A post's text as its author wrote it: t.co links expanded, media links dropped,
+    HTML entities (&amp; &lt; &gt;) decoded."""
+    text = str(tweet.text or "")
+    entities = getattr(tweet, "entities", None) or {}
+    for url in entities.get("urls", []) or []:
+        short = url.get("url")
+        if not short:
+            continue
+        if url.get("media_key"):
+            replacement = ""
+        else:
+            replacement = url.get("unwound_url") or url.get("expanded_url") or short
+        text = text.replace(short, replacement)
+    return _normalise(html.unescape(text))
+
+
+def _replied_to(tweet: Any) -> str | None:
+    for ref in getattr(tweet, "referenced_tweets", None) or []:
+        kind = ref.get("type") if isinstance(ref, dict) else getattr(ref, "type", None)
+        if kind == "replied_to":
+            ref_id = ref.get("id") if isinstance(ref, dict) else getattr(ref, "id", None)
+            return str(ref_id)
+    return None
+
+
+class XConnector:
+    platform: ClassVar[str] = "x"
+    metrics_batch_size: ClassVar[int] = 100
+    supports_repost: ClassVar[bool] = False
+    #: also read quote posts (one extra read per spreader sweep)
+    fetch_quotes: ClassVar[bool] = True
+
+    def __init__(self, context: ConnectorContext, *, timeout: float = TIMEOUT_SECONDS) -> None:
+        self.context = context
+        self.handle = context.handle.lstrip("@")
+        self.base_url = (context.service_url or DEFAULT_BASE_URL).rstrip("/")
+        self.timeout = timeout
+        creds = context.credentials
+        oauth1 = ("api_key", "api_secret", "access_token", "access_token_secret")
+        if all(creds.get(k) for k in oauth1):
+            self.user_auth = True
+            self.client = _XClient(
+                base_url=self.base_url,
+                timeout=timeout,
+                consumer_key=creds["api_key"],
+                consumer_secret=creds["api_secret"],
+                access_token=creds["access_token"],
+                access_token_secret=creds["access_token_secret"],
+            )
+        elif creds.get("bearer"):
+            self.user_auth = False
+            self.client = _XClient(
+                base_url=self.base_url, timeout=timeout, bearer_token=creds["bearer"]
+            )
+        else:
+            missing = [k for k in oauth1 if not creds.get(k)]
+            raise AuthError(
+                f"The X account @{self.handle} has incomplete credentials (missing "
+                f"{', '.join(missing)}): paste the API Key and Secret and the Access Token "
+                "and Secret from the developer portal, or an OAuth 2 user token as 'bearer'"
+            )
+        self._user_id: str | None = None
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"XConnector(@{self.handle}, {self.base_url})"
+
+    # ------------------------------------------------------------------ errors
+
+    def _translate(self, exc: Exception) -> ConnectorError:
+        host = urlsplit(self.base_url).netloc or self.base_url
+        if isinstance(exc, tweepy.TooManyRequests):
+            retry_at = (
+                datetime.fromtimestamp(exc.reset_time, UTC) if exc.reset_time else None
+            )
+            when = f" until {retry_at:%H:%M} UTC" if retry_at else ""
+            return RateLimited(
+                f"X rate limit reached for @{self.handle}; waiting{when} before trying again",
+                retry_at=retry_at,
+            )
+        if isinstance(exc, tweepy.Unauthorized):
+            if self.user_auth:
+                return AuthError(
+                    f"X refused the access token for @{self.handle}: regenerate the Access "
+                    "Token and Secret in the developer portal (Read and write) and reconnect"
+                )
+            return AuthError(
+                f"X refused the OAuth 2 token for @{self.handle}: it has expired or was "
+                "revoked; reconnect the account to get a fresh token"
+            )
+        if isinstance(exc, tweepy.Forbidden):
+            detail = _detail(exc)
+            if "permission" in detail.lower() or "client-forbidden" in detail.lower():
+                return AuthError(
+                    f"X says the app behind @{self.handle} may not do this ({detail}): set the "
+                    "app to Read and write in the developer portal, regenerate the Access "
+                    "Token and Secret, and reconnect"
+                )
+            return PermanentError(f"X refused this for @{self.handle}: {detail}")
+        if isinstance(exc, tweepy.TwitterServerError):
+            return TransientError(
+                f"X had a server error ({exc.response.status_code}); will retry: {_detail(exc)}"
+            )
+        if isinstance(exc, tweepy.HTTPException):
+            return PermanentError(f"X refused this for @{self.handle}: {_detail(exc)}")
+        if isinstance(exc, requests.Timeout):
+            return TransientError(
+                f"X at {host} did not answer within {self.timeout:g} s; will retry"
+            )
+        if isinstance(exc, requests.ConnectionError):
+            return TransientError(f"Could not connect to X at {host}; will retry")
+        if isinstance(exc, requests.RequestException | ValueError):
+            return TransientError(f"X at {host} sent an unreadable answer; will retry")
+        return TransientError(f"X call failed unexpectedly ({type(exc).__name__}); will retry")
+
+    @contextmanager
+    def _api(self) -> Iterator[None]:
+        try:
+            yield
+        except ConnectorError:
+            raise
+        except (tweepy.TweepyException, requests.RequestException, ValueError) as exc:
+            raise self._translate(exc) from exc
+
+    # ------------------------------------------------------------------ identity
+
+    def whoami(self) -> Identity:
+        with self._api():
+            me = self.client.get_me(user_fields=["public_metrics"], user_auth=self.user_auth)
+        user = me.data
+        if user is None:
+            raise AuthError(f"X did not say who @{self.handle} is: reconnect the account")
+        self._user_id = str(user.id)
+        metrics = getattr(user, "public_metrics", None) or {}
+        return Identity(
+            remote_user_id=str(user.id),
+            handle=str(user.username),
+            display_name=str(user.name or ""),
+            followers_count=metrics.get("followers_count"),
+        )
+
+    def _my_id(self) -> str:
+        if self._user_id is None:
+            self.whoami()
+        assert self._user_id is not None
+        return self._user_id
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self, post: OutgoingPost) -> list[str]:
+        problems: list[str] = []
+        if not post.parts:
+            problems.append("The post has no text for X: write something to publish")
+        many = len(post.parts) > 1
+        for index, part in enumerate(post.parts):
+            label = f"Part {index + 1} of {len(post.parts)}" if many else "The post"
+            if not part.strip():
+                problems.append(f"{label} is empty on X: write text or remove it")
+                continue
+            length = weighted_length(part)
+            if length > MAX_WEIGHTED_LENGTH:
+                problems.append(
+                    f"{label} is {length}/{MAX_WEIGHTED_LENGTH} characters on X (links count "
+                    f"23, emoji and CJK characters 2): shorten it by {length - MAX_WEIGHTED_LENGTH}"
+                )
+        if len(post.media) > MAX_IMAGES:
+            problems.append(
+                f"X allows at most {MAX_IMAGES} images per post; remove "
+                f"{len(post.media) - MAX_IMAGES}"
+            )
+        for number, media in enumerate(post.media, start=1):
+            name = os.path.basename(media.path) or f"image {number}"
+            if not media.alt_text.strip():
+                problems.append(
+                    f"Image {number} ({name}) needs alt text: describe it for people using "
+                    "screen readers"
+                )
+            elif len(media.alt_text) > MAX_ALT_TEXT:
+                problems.append(
+                    f"Alt text of image {number} ({name}) is {len(media.alt_text)} characters; "
+                    f"X allows {MAX_ALT_TEXT:,}: shorten it"
+                )
+            if _mime(media) not in IMAGE_TYPES:
+                problems.append(
+                    f"Image {number} ({name}) is {_mime(media)}; X accepts JPEG, PNG, WebP, "
+                    "BMP or TIFF images here: convert it"
+                )
+            try:
+                size = os.path.getsize(media.path)
+            except OSError:
+                problems.append(f"Image {number} ({name}) is missing on disk: upload it again")
+                continue
+            if size > MAX_IMAGE_BYTES:
+                problems.append(
+                    f"Image {number} ({name}) is {size / 1048576:.1f} MB; X accepts up to "
+                    "5 MB: resize it"
+                )
+        return problems
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(self, post: OutgoingPost, on_part: PartCallback | None = None) -> list[Receipt]:
+        receipts = list(post.landed[: len(post.parts)])
+        for index in range(len(receipts), len(post.parts)):
+            text = post.parts[index]
+            reply_to = receipts[index - 1].remote_id if index else None
+            media_ids = self._upload_media(post.media) if index == 0 and post.media else None
+            with self._api():
+                try:
+                    response = self.client.create_tweet(
+                        text=text,
+                        in_reply_to_tweet_id=reply_to,
+                        media_ids=media_ids,
+                        user_auth=self.user_auth,
+                    )
+                except tweepy.Forbidden as exc:
+                    if not _is_duplicate(exc):
+                        raise
+                    found = self._find_part(text, reply_to, self._timeline())
+                    if found is None:
+                        raise PermanentError(
+                            f"X refused part {index + 1} for @{self.handle} as a duplicate "
+                            "of an earlier post that is not among the account's recent "
+                            "posts: change the wording and approve it again"
+                        ) from exc
+                    receipt = found
+                else:
+                    tweet_id = str(response.data["id"])
+                    receipt = Receipt(remote_id=tweet_id, url=status_url(self.handle, tweet_id))
+            receipts.append(receipt)
+            if on_part is not None:
+                on_part(index, receipt)
+        return receipts
+
+    def _media_session(self) -> tuple[requests.Session, dict[str, str], Any]:
+        headers, auth = self.client.auth_for(self.user_auth)
+        return self.client.session, headers, auth
+
+    def _upload_media(self, media: Sequence[Media]) -> list[str]:
+        session, headers, auth = self._media_session()
+        ids: list[str] = []
+        for item in media[:MAX_IMAGES]:
+            mime = _mime(item)
+            try:
+                with open(item.path, "rb") as fh:
+                    content = fh.read()
+            except OSError as exc:
+                raise PermanentError(
+                    f"The image {os.path.basename(item.path)} is missing on disk: upload it again"
+                ) from exc
+            with self._api():
+                response = session.post(
+                    f"{self.base_url}/2/media/upload",
+                    files={"media": (os.path.basename(item.path), content, mime)},
+                    data={"media_category": "tweet_image", "media_type": mime},
+                    headers=headers,
+                    auth=auth,
+                    timeout=self.timeout,
+                )
+                raise_for_status(response)
+                media_id = str(response.json()["data"]["id"])
+                if item.alt_text.strip():
+                    meta = session.post(
+                        f"{self.base_url}/2/media/metadata",
+                        json={"id": media_id, "metadata": {"alt_text": {"text": item.alt_text}}},
+                        headers=headers,
+                        auth=auth,
+                        timeout=self.timeout,
+                    )
+                    raise_for_status(meta)
+            ids.append(media_id)
+        return ids
+
+    # ------------------------------------------------------------------ reconciling
+
+    def _timeline(self) -> list[Any]:
+        """The account's most recent posts (one read, up to 100), oldest first."""
+        user_id = self._my_id()
+        with self._api():
+            response = self.client.get_users_tweets(
+                user_id,
+                max_results=100,
+                tweet_fields=_TIMELINE_FIELDS,
+                user_auth=self.user_auth,
+            )
+        return list(reversed(response.data or []))
+
+    def _find_part(self, text: str, reply_to: str | None, timeline: list[Any]) -> Receipt | None:
+        wanted = _normalise(text)
+        match = None
+        for tweet in timeline:  # oldest first: the newest match wins
+            if _visible_text(tweet) != wanted:
+                continue
+            if reply_to is not None and _replied_to(tweet) != reply_to:
+                continue
+            match = tweet
+        if match is None:
+            return None
+        return Receipt(remote_id=str(match.id), url=status_url(self.handle, str(match.id)))
+
+    def find_published(self, post: OutgoingPost) -> list[Receipt] | None:
+        receipts = list(post.landed[: len(post.parts)])
+        if len(receipts) < len(post.parts):
+            timeline = self._timeline()
+            for index in range(len(receipts), len(post.parts)):
+                reply_to = receipts[index - 1].remote_id if index else None
+                found = self._find_part(post.parts[index], reply_to, timeline)
+                if found is None:
+                    break
+                receipts.append(found)
+        return receipts or None
+
+    # ------------------------------------------------------------------ amplification
+
+    def repost(self, target: Receipt, idempotency_key: str) -> Receipt:
+        raise PermanentError(REPOST_REFUSAL)
+
+    def delete(self, target: Receipt) -> None:
+        with self._api():
+            try:
+                self.client.delete_tweet(target.remote_id, user_auth=self.user_auth)
+            except tweepy.NotFound:
+                return  # already gone: deleting is idempotent
+
+    # ------------------------------------------------------------------ reading
+
+    def fetch_metrics(self, targets: Sequence[Receipt]) -> list[Metrics]:
+        results: list[Metrics] = []
+        size = self.metrics_batch_size
+        for start in range(0, len(targets), size):
+            results.extend(self._metrics_batch(targets[start : start + size]))
+        return results
+
+    def _metrics_batch(self, targets: Sequence[Receipt]) -> list[Metrics]:
+        ids = list(dict.fromkeys(t.remote_id for t in targets))
+        if not ids:
+            return []
+        now = datetime.now(UTC)
+        ages = [created_at_from_id(i) for i in ids]
+        private = all(a is not None and now - a < _NON_PUBLIC_MAX_AGE for a in ages)
+        fields = ["public_metrics", "created_at"]
+        tweets: list[Any] = []
+        if private:
+            response: Any = None
+            with self._api():
+                try:
+                    response = self.client.get_tweets(
+                        ids,
+                        tweet_fields=[*fields, "non_public_metrics"],
+                        user_auth=self.user_auth,
+                    )
+                except (tweepy.BadRequest, tweepy.Forbidden):
+                    response = None  # the API refused non-public fields: public only
+            if response is not None:
+                tweets = list(response.data or [])
+                if _refused_field(response.errors) and len(tweets) < len(ids):
+                    tweets = []  # refused for some posts: read them all public-only
+        if not tweets:
+            with self._api():
+                response = self.client.get_tweets(
+                    ids, tweet_fields=fields, user_auth=self.user_auth
+                )
+            tweets = list(response.data or [])
+        return [_metrics_of(tweet) for tweet in tweets]
+
+    def fetch_spreaders(self, target: Receipt) -> list[SpreaderInfo]:
+        spreaders: dict[tuple[str, str], SpreaderInfo] = {}
+        token: str | None = None
+        with self._api():
+            for _ in range(_MAX_RETWEETER_PAGES):
+                response = self.client.get_retweeters(
+                    target.remote_id,
+                    max_results=100,
+                    user_fields=["public_metrics"],
+                    pagination_token=token,
+                    user_auth=self.user_auth,
+                )
+                for user in response.data or []:
+                    info = _spreader(user, "repost")
+                    spreaders[(info.remote_user_id, info.kind)] = info
+                token = (response.meta or {}).get("next_token")
+                if not token:
+                    break
+        if self.fetch_quotes:
+            for info in self._quoters(target):
+                spreaders[(info.remote_user_id, info.kind)] = info
+        return list(spreaders.values())
+
+    def _quoters(self, target: Receipt) -> list[SpreaderInfo]:
+        with self._api():
+            try:
+                response = self.client.get_quote_tweets(
+                    target.remote_id,
+                    max_results=100,
+                    expansions=["author_id"],
+                    user_fields=["public_metrics"],
+                    user_auth=self.user_auth,
+                )
+            except (tweepy.Forbidden, tweepy.NotFound):
+                return []  # quotes are optional: not on this access tier
+        users = (response.includes or {}).get("users", [])
+        return [_spreader(user, "quote") for user in users]
+
+
+def _mime(media: Media) -> str:
+    if media.mime_type:
+        return media.mime_type
+    guessed, _ = mimetypes.guess_type(media.path)
+    return guessed or "application/octet-stream"
+
+
+def _refused_field(errors: list[dict[str, Any]] | None) -> bool:
+    for error in errors or []:
+        text = f"{error.get('type', '')} {error.get('field', '')} {error.get('detail', '')}"
+        if "non_public_metrics" in text or "not-authorized-for-field" in text:
+            return True
+    return False
+
+
+def _metrics_of(tweet: Any) -> Metrics:
+    public = getattr(tweet, "public_metrics", None) or {}
+    private = getattr(tweet, "non_public_metrics", None) or {}
+    impressions = private.get("impression_count", public.get("impression_count"))
+    return Metrics(
+        remote_id=str(tweet.id),
+        likes=int(public.get("like_count", 0)),
+        reposts=int(public.get("retweet_count", 0)),
+        replies=int(public.get("reply_count", 0)),
+        quotes=int(public.get("quote_count", 0)),
+        impressions=int(impressions) if impressions is not None else None,
+        bookmarks=int(public["bookmark_count"]) if "bookmark_count" in public else None,
+    )
+
+
+def _spreader(user: Any, kind: str) -> SpreaderInfo:
+    metrics = getattr(user, "public_metrics", None) or {}
+    followers = metrics.get("followers_count")
+    return SpreaderInfo(
+        remote_user_id=str(user.id),
+        handle=str(user.username),
+        display_name=str(getattr(user, "name", "") or ""),
+        followers_count=int(followers) if followers is not None else None,
+        kind=kind,
+    )
