@@ -1,0 +1,78 @@
+"""Connector environments for the contract suite (tests/contract/test_contract.py).
+
+The suite imports this module as ``envs`` (pytest puts tests/contract on sys.path; the
+folder has no ``__init__.py`` on purpose).
+
+Every connector must pass the same tests. Each platform contributes one *env factory*:
+a generator function taking the pytest ``request`` and yielding ``(connector, helpers)``,
+then cleaning up after the ``yield``. The factory may ask for any fixture with
+``request.getfixturevalue("sqlite_url")`` (or ``tmp_path``, or a fixture of its own that
+starts a fake server on 127.0.0.1).
+
+To add your connector, write a factory in this file (or import it from your own test
+module) and append it to ``ENVS`` with a short id::
+
+    def x_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, ContractHelpers]]:
+        server = request.getfixturevalue("fake_x_server")   # your own fixture
+        connector = XConnector(ConnectorContext(handle="team", ...))
+        yield connector, ContractHelpers(handle="team", count_posts=server.count_posts)
+
+    ENVS.append(("x", x_env))
+
+``ContractHelpers.count_posts`` reads back how many posts (not reposts) the server holds
+for the account; ``reply_parent`` (optional) tells which remote id a post replies to, so
+the thread test can check the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+
+from amplify.db import session_scope
+from amplify.models import SandboxRecord
+from connectors.base import Connector, ConnectorContext, Receipt
+
+
+@dataclass
+class ContractHelpers:
+    handle: str  # what whoami() must report
+    count_posts: Callable[[], int]
+    reply_parent: Callable[[Receipt], str | None] | None = None
+
+
+EnvFactory = Callable[[pytest.FixtureRequest], Iterator[tuple[Connector, ContractHelpers]]]
+
+
+# --------------------------------------------------------------------------- sandbox
+
+
+def sandbox_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, ContractHelpers]]:
+    from connectors.sandbox import SandboxConnector
+
+    url: str = request.getfixturevalue("sqlite_url")
+    handle = "contract.sandbox"
+    connector = SandboxConnector(
+        ConnectorContext(handle=handle, service_url="", credentials={}), database_url=url
+    )
+
+    def count_posts() -> int:
+        with session_scope(url) as s:
+            query = select(func.count()).where(
+                SandboxRecord.handle == handle, SandboxRecord.kind == "post"
+            )
+            return int(s.scalar(query) or 0)
+
+    def reply_parent(receipt: Receipt) -> str | None:
+        with session_scope(url) as s:
+            record = s.get(SandboxRecord, int(receipt.remote_id))
+            assert record is not None
+            return None if record.reply_to is None else str(record.reply_to)
+
+    yield connector, ContractHelpers(handle, count_posts, reply_parent)
+
+
+ENVS: list[tuple[str, EnvFactory]] = [("sandbox", sandbox_env)]
