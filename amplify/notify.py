@@ -1,0 +1,317 @@
+"""Notifications through apprise URLs, sent after commit, off the publishing path.
+
+``emit(s, event, **data)`` is what workflow and the publisher call. It works out who
+hears about the event (leads, the author, advocates, admins), composes the message, and
+queues it on the session; the messages go to a background thread only once the session
+commits (a rollback drops them). A failing notifier is logged without its URL (URLs
+usually embed a token) and never raises into the caller.
+
+Events and the data they take:
+
+- ``submitted``  post=Post → leads
+- ``approved``   post=Post → the author
+- ``rejected``   post=Post, note=str → the author
+- ``published``  post=Post, links=[url, ...] (default: the post's published deliveries) → the author
+- ``amplify``    post=Post, share_links=[url, ...], user_ids=[advocate ids] → those advocates
+- ``account_attention``  account=Account, reason=str → admins
+- ``delivery_failed``    delivery=Delivery, reason=str → admins
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from amplify import crypto
+from amplify.models import (
+    Account,
+    Delivery,
+    DeliveryStatus,
+    NotificationChannel,
+    Post,
+    Role,
+    User,
+)
+
+log = logging.getLogger(__name__)
+
+AUDIENCES = ("leads", "admins", "authors", "advocates")
+EVENTS = (
+    "submitted",
+    "approved",
+    "rejected",
+    "published",
+    "amplify",
+    "account_attention",
+    "delivery_failed",
+)
+_PENDING_KEY = "amplify_notify_pending"
+
+
+@dataclass(frozen=True)
+class Message:
+    channel_id: int
+    label: str
+    url: str = field(repr=False)  # decrypted: never logged
+    title: str
+    body: str
+
+
+# --------------------------------------------------------------------------- sender
+
+
+class _Sender:
+    """One daemon thread per process draining a queue of messages."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Message | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.sent = 0
+        self.failed = 0
+
+    def put(self, messages: Iterable[Message]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="amplify-notify", daemon=True
+                )
+                self._thread.start()
+        for m in messages:
+            self._queue.put(m)
+
+    def _run(self) -> None:
+        while True:
+            message = self._queue.get()
+            try:
+                if message is not None:
+                    self._send(message)
+            finally:
+                self._queue.task_done()
+
+    def _send(self, message: Message) -> None:
+        try:
+            import apprise
+
+            app = apprise.Apprise()
+            if not app.add(message.url):
+                self.failed += 1
+                log.warning(
+                    "notification channel %r (#%s) has a URL apprise does not understand; "
+                    "edit it under Settings → Notifications",
+                    message.label,
+                    message.channel_id,
+                )
+                return
+            ok = bool(app.notify(body=message.body, title=message.title))
+        except Exception as exc:  # a notifier must never take anything down with it
+            self.failed += 1
+            log.warning(
+                "notification to channel %r (#%s) failed: %s",
+                message.label,
+                message.channel_id,
+                type(exc).__name__,
+            )
+            return
+        if ok:
+            self.sent += 1
+        else:
+            self.failed += 1
+            log.warning(
+                "notification to channel %r (#%s) was not accepted by the receiving service; "
+                "check the channel under Settings → Notifications",
+                message.label,
+                message.channel_id,
+            )
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued message was tried (tests, shutdown)."""
+        done = threading.Event()
+
+        def waiter() -> None:
+            self._queue.join()
+            done.set()
+
+        threading.Thread(target=waiter, daemon=True).start()
+        return done.wait(timeout)
+
+
+_sender = _Sender()
+
+
+def flush(timeout: float = 10.0) -> bool:
+    return _sender.flush(timeout)
+
+
+def stats() -> dict[str, int]:
+    return {"sent": _sender.sent, "failed": _sender.failed}
+
+
+# --------------------------------------------------------------------------- queue on commit
+
+
+def _after_commit(s: Session) -> None:
+    pending: list[Message] = s.info.pop(_PENDING_KEY, [])
+    if pending:
+        _sender.put(pending)
+
+
+def _after_rollback(s: Session) -> None:
+    s.info.pop(_PENDING_KEY, None)
+
+
+def _queue_on_commit(s: Session, messages: list[Message]) -> None:
+    if not messages:
+        return
+    if not sa_event.contains(s, "after_commit", _after_commit):
+        sa_event.listen(s, "after_commit", _after_commit)
+        sa_event.listen(s, "after_soft_rollback", lambda sess, _tx: _after_rollback(sess))
+    s.info.setdefault(_PENDING_KEY, []).extend(messages)
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def channels_for(
+    s: Session, *, audiences: Iterable[str] = (), user_ids: Iterable[int] = ()
+) -> list[NotificationChannel]:
+    """Active channels for a message: a shared channel (no user) when it serves one of
+    ``audiences`` or names one of ``user_ids``; a personal channel when its user is one of
+    ``user_ids`` (a personal channel never hears about other people's stories)."""
+    wanted = set(audiences)
+    users = {int(u) for u in user_ids}
+    user_names = {str(u) for u in users}
+    out: list[NotificationChannel] = []
+    stmt = (
+        select(NotificationChannel)
+        .where(NotificationChannel.active.is_(True))
+        .order_by(NotificationChannel.id)
+    )
+    for ch in s.scalars(stmt):
+        serves = {str(a) for a in (ch.audiences or [])}
+        if ch.user_id is None:
+            if serves & wanted or serves & user_names:
+                out.append(ch)
+        elif ch.user_id in users:
+            out.append(ch)
+    return out
+
+
+def _role_user_ids(s: Session, *roles: str) -> list[int]:
+    return list(
+        s.scalars(select(User.id).where(User.role.in_(roles), User.active.is_(True))).all()
+    )
+
+
+def send(
+    s: Session,
+    event: str,
+    *,
+    to: Iterable[str] = (),
+    title: str,
+    body: str,
+    user_ids: Iterable[int] = (),
+) -> int:
+    """Queue ``title``/``body`` for every channel of audiences ``to`` or of ``user_ids``;
+    sent after ``s`` commits. Returns how many channels it goes to. Never raises."""
+    try:
+        messages: list[Message] = []
+        for ch in channels_for(s, audiences=to, user_ids=user_ids):
+            try:
+                url = crypto.decrypt(ch.url_enc)
+            except Exception:
+                log.warning(
+                    "notification channel %r (#%s) cannot be decrypted with this secret key; "
+                    "re-enter its URL under Settings → Notifications",
+                    ch.label,
+                    ch.id,
+                )
+                continue
+            messages.append(Message(ch.id, ch.label, url, title, body))
+        _queue_on_commit(s, messages)
+        return len(messages)
+    except Exception:
+        log.exception("could not queue the %r notification; publishing goes on", event)
+        return 0
+
+
+# --------------------------------------------------------------------------- events
+
+
+def _excerpt(text: str, n: int = 80) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= n else one_line[: n - 1] + "…"
+
+
+def _post_links(post: Post) -> list[str]:
+    links = []
+    for d in post.deliveries:
+        if d.status == DeliveryStatus.PUBLISHED and d.remote_url:
+            links.append(f"{d.account.label}: {d.remote_url}" if d.account else d.remote_url)
+    return links
+
+
+def _compose(s: Session, event: str, data: dict[str, Any]) -> tuple[list[str], list[int], str, str]:
+    post: Post | None = data.get("post")
+    if post is None and data.get("post_id") is not None:
+        post = s.get(Post, int(data["post_id"]))
+    story = f"“{_excerpt(post.body)}”" if post is not None else "a story"
+    author = [post.author_id] if post is not None else []
+    if event == "submitted":
+        return (["leads"], _role_user_ids(s, Role.LEAD, Role.ADMIN), "Story waiting for review",
+                f"{story} was submitted and waits for a lead to review it.")
+    if event == "approved":
+        when = data.get("scheduled_for") or (post.scheduled_for if post else None)
+        at = f" for {when:%Y-%m-%d %H:%M} UTC" if when else ""
+        return (["authors"], author, "Your story was approved",
+                f"{story} was approved and scheduled{at}.")
+    if event == "rejected":
+        note = data.get("note") or (post.review_note if post else "") or ""
+        return (["authors"], author, "Your story needs changes",
+                f"{story} was sent back to drafts. Reviewer's note: {note}")
+    if event == "published":
+        links = list(data.get("links") or (_post_links(post) if post else []))
+        lines = "\n".join(links) if links else "(no links reported)"
+        return (["authors"], author, "Your story is live", f"{story} was published:\n{lines}")
+    if event == "amplify":
+        share = list(data.get("share_links") or [])
+        lines = "\n".join(share)
+        body = f"{story} is live and ready to amplify."
+        if lines:
+            body += f"\nShare it from your account:\n{lines}"
+        return (["advocates"], [int(u) for u in data.get("user_ids") or []],
+                "Something to amplify", body)
+    if event == "account_attention":
+        account: Account | None = data.get("account")
+        name = account.label if account else "an account"
+        reason = data.get("reason") or (account.last_error if account else "") or ""
+        return (["admins"], _role_user_ids(s, Role.ADMIN), "Account needs attention",
+                f"{name} needs attention: {reason}\nReconnect it under Accounts.")
+    if event == "delivery_failed":
+        delivery: Delivery | None = data.get("delivery")
+        reason = data.get("reason") or (delivery.last_error if delivery else "") or ""
+        where = delivery.account.label if delivery and delivery.account else "an account"
+        what = f"“{_excerpt(delivery.post.body)}”" if delivery and delivery.post else story
+        return (["admins"], _role_user_ids(s, Role.ADMIN), "A delivery failed",
+                f"{what} could not be published to {where}: {reason}\n"
+                "Fix the cause, then retry it from the story's page.")
+    raise ValueError(f"unknown notification event {event!r}; one of: {', '.join(EVENTS)}")
+
+
+def emit(s: Session, event: str, **data: Any) -> int:
+    """Tell the people concerned by ``event`` (see the module doc), after ``s`` commits.
+    Never raises; returns how many channels the message goes to."""
+    try:
+        audiences, user_ids, title, body = _compose(s, event, data)
+    except Exception:
+        log.exception("could not compose the %r notification; publishing goes on", event)
+        return 0
+    return send(s, event, to=audiences, title=title, body=body, user_ids=user_ids)
