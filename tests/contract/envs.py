@@ -75,4 +75,26 @@ def sandbox_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Con
     yield connector, ContractHelpers(handle, count_posts, reply_parent)
 
 
-ENVS: list[tuple[str, EnvFactory]] = [("sandbox", sandbox_env)]
+# --------------------------------------------------------------------------- memory
+
+
+def memory_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, ContractHelpers]]:
+    from connectors.memory import MemoryConnector, MemoryNetwork
+
+    network = MemoryNetwork()  # private to this test: nothing shared with other tests
+    handle = "contract"
+    connector = MemoryConnector(
+        ConnectorContext(handle=handle, service_url="", credentials={}), network=network
+    )
+
+    def reply_parent(receipt: Receipt) -> str | None:
+        record = network._get(receipt.remote_id)
+        assert record is not None
+        return None if record.reply_to is None else str(record.reply_to)
+
+    yield connector, ContractHelpers(
+        handle, lambda: len(network.published(handle, kind="post")), reply_parent
+    )
+
+
+ENVS: list[tuple[str, EnvFactory]] = [("sandbox", sandbox_env), ("memory", memory_env)]
