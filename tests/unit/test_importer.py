@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from amplify import users
+from amplify.config import get_settings
+from amplify.crypto import encrypt_json
+from amplify.errors import NotAllowed, ValidationFailed
+from amplify.importer import ImportFailed, import_csv, parse_csv, parse_time
+from amplify.models import Account, Campaign, Delivery, Post, PostState, User
+
+HEADER = "body,accounts,scheduled_for,campaign,link,image,alt_text\n"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def team(session: Session) -> dict[str, User]:
+    admin = users.create_user(
+        session, None, email="admin@example.org", name="Ada", role="admin", password=PASSWORD
+    )
+    lead = users.create_user(
+        session, admin, email="lead@example.org", name="Lee", role="lead", password=PASSWORD
+    )
+    vol = users.create_user(
+        session, admin, email="vol@example.org", name="Val", role="volunteer", password=PASSWORD
+    )
+    for handle in ("team.sandbox", "second.sandbox"):
+        session.add(Account(platform="sandbox", handle=handle, credentials_enc=encrypt_json({})))
+    session.add(Campaign(name="Nurse Week", utm_campaign="nurse-week"))
+    session.commit()
+    return {"admin": admin, "lead": lead, "vol": vol}
+
+
+def write(tmp_path: Path, rows: str, name: str = "stories.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(HEADER + rows, encoding="utf-8")
+    return path
+
+
+def posts(session: Session) -> list[Post]:
+    return list(session.scalars(select(Post).order_by(Post.id)))
+
+
+def test_it_reads_a_time_without_offset_in_the_workspace_zone() -> None:
+    chicago = ZoneInfo("America/Chicago")
+    assert parse_time("2026-03-01 09:00", chicago) == datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
+    assert parse_time("2026-03-01T09:00:00Z", chicago) == datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    assert parse_time("2026-03-01T09:00+01:00", chicago) == datetime(2026, 3, 1, 8, tzinfo=UTC)
+
+
+def test_it_imports_drafts_owned_by_the_acting_user(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        'Clinic wait times fell,sandbox:team.sandbox; sandbox:second.sandbox,2026-03-01 09:00,'
+        'Nurse Week,https://example.org/story,,\n'
+        '"A story, with a comma",sandbox:team.sandbox,,,,,\n',
+    )
+    result = import_csv(session, path, as_email="vol@example.org")
+    session.commit()
+    assert result.imported == 2 and result.problems == []
+    first, second = posts(session)
+    assert first.author_id == team["vol"].id and first.state == PostState.DRAFT
+    assert first.campaign is not None and first.campaign.name == "Nurse Week"
+    assert first.link == "https://example.org/story"
+    assert first.preferred_time == datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
+    assert first.target_platforms == ["sandbox"]
+    assert second.body == "A story, with a comma"
+    assert session.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+def test_it_reports_every_bad_row_with_its_line_and_imports_nothing(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "Good story,sandbox:team.sandbox,2026-03-01 09:00,,,,\n"
+        ",sandbox:team.sandbox,,,,,\n"
+        "Unknown account,sandbox:nobody.sandbox,,,,,\n"
+        "Bad time,sandbox:team.sandbox,next tuesday,,,,\n"
+        "Bad campaign,sandbox:team.sandbox,,Flu Season,,,\n"
+        '"Multi\nline story",sandbox:team.sandbox,,,ftp://x,,\n'
+        "No alt,sandbox:team.sandbox,,,,missing.png,\n",
+    )
+    with pytest.raises(ImportFailed) as info:
+        import_csv(session, path, as_email="lead@example.org")
+    session.rollback()
+    problems = {p.line: p.reason for p in info.value.problems}
+    assert sorted(problems) == [3, 4, 5, 6, 7, 9]
+    assert "body is empty" in problems[3]
+    assert "no account sandbox:nobody.sandbox" in problems[4]
+    assert "sandbox:team.sandbox" in problems[4]  # says which accounts exist
+    assert "'next tuesday' is not an ISO 8601" in problems[5]
+    assert "unknown campaign 'Flu Season'" in problems[6] and "Nurse Week" in problems[6]
+    assert "link 'ftp://x' must start with http" in problems[7]  # a story spanning lines 7-8
+    assert "missing.png" in problems[9] and "alt_text is empty" in problems[9]
+    assert "line 4:" in str(info.value)
+    assert posts(session) == []
+
+
+def test_it_imports_the_valid_rows_when_told_to_skip_invalid(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "One,sandbox:team.sandbox,,,,,\n"
+        "Two,sandbox:ghost,,,,,\n"
+        "Three,sandbox:second.sandbox,,,,,\n",
+    )
+    result = import_csv(session, path, as_email="vol@example.org", skip_invalid=True)
+    session.commit()
+    assert [p.line for p in result.problems] == [3]
+    assert [p.body for p in posts(session)] == ["One", "Three"]
+
+
+def test_it_approves_and_schedules_for_a_lead(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "Due now,sandbox:team.sandbox;sandbox:second.sandbox,2020-01-01T00:00:00Z,,,,\n",
+    )
+    result = import_csv(session, path, as_email="lead@example.org", approve=True)
+    session.commit()
+    assert result.imported == 1 and result.approved
+    (post,) = posts(session)
+    assert post.state == PostState.APPROVED
+    assert post.scheduled_for == datetime(2020, 1, 1, tzinfo=UTC)
+    deliveries = session.scalars(select(Delivery).where(Delivery.post_id == post.id)).all()
+    assert len(deliveries) == 2
+    assert {d.status for d in deliveries} == {"pending"}
+
+
+def test_it_refuses_approve_for_a_volunteer(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    path = write(tmp_path, "Story,sandbox:team.sandbox,2020-01-01 00:00,,,,\n")
+    with pytest.raises(NotAllowed, match=r"vol@example\.org is a volunteer"):
+        import_csv(session, path, as_email="vol@example.org", approve=True)
+    session.rollback()
+    assert posts(session) == []
+
+
+def test_it_needs_a_time_for_every_row_when_approving(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    path = write(tmp_path, "Story,sandbox:team.sandbox,,,,,\n")
+    with pytest.raises(ImportFailed, match="line 2: scheduled_for is empty"):
+        import_csv(session, path, as_email="lead@example.org", approve=True)
+
+
+def test_it_requires_as_when_there_is_more_than_one_user(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    path = write(tmp_path, "Story,sandbox:team.sandbox,,,,,\n")
+    with pytest.raises(ValidationFailed, match="--as EMAIL"):
+        import_csv(session, path)
+
+
+def test_it_copies_an_image_next_to_the_csv_into_data_media(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    folder = tmp_path / "batch"
+    (folder / "pics").mkdir(parents=True)
+    Image.new("RGB", (4, 4), (10, 200, 10)).save(folder / "pics" / "chart.png")
+    path = write(folder, "With chart,sandbox:team.sandbox,,,,pics/chart.png,A green square\n")
+    import_csv(session, path, as_email="vol@example.org")
+    session.commit()
+    (post,) = posts(session)
+    (media,) = post.media
+    assert media.alt_text == "A green square" and media.mime_type == "image/png"
+    assert media.path.startswith("media/")
+    copied = get_settings().data_dir / media.path
+    assert copied.read_bytes() == (folder / "pics" / "chart.png").read_bytes()
+
+
+def test_it_rejects_unknown_columns_on_line_one(session: Session, team: dict[str, User]) -> None:
+    result = parse_csv(session, "body,acounts\nx,y\n", base_dir=Path("."))
+    assert [(p.line, "unknown column(s) acounts" in p.reason) for p in result.problems] == [
+        (1, True)
+    ]
+    assert result.rows == []
+
+
+def test_it_counts_lines_of_multi_line_stories(session: Session, team: dict[str, User]) -> None:
+    text = HEADER + '"one\ntwo\nthree",sandbox:team.sandbox,,,,,\nx,sandbox:nope,,,,,\n'
+    result = parse_csv(session, text, base_dir=Path("."))
+    assert [r.line for r in result.rows] == [2]
+    assert [p.line for p in result.problems] == [5]
