@@ -237,6 +237,15 @@ class Delivery(Base):
     # Metrics sweep: when the next snapshot is due and how many were taken (schedule step).
     next_metrics_at: Mapped[datetime | None] = mapped_column()
     metrics_step: Mapped[int] = mapped_column(Integer, default=0)
+    # Latest snapshot's counts, kept by amplify.snapshots.append so pages aggregate in SQL
+    # without scanning the whole time series. The snapshots stay the source of truth.
+    likes: Mapped[int] = mapped_column(Integer, default=0)
+    reposts: Mapped[int] = mapped_column(Integer, default=0)
+    replies: Mapped[int] = mapped_column(Integer, default=0)
+    quotes: Mapped[int] = mapped_column(Integer, default=0)
+    impressions: Mapped[int | None] = mapped_column(Integer)
+    engagement: Mapped[int] = mapped_column(Integer, default=0)
+    metrics_simulated: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     post: Mapped[Post] = relationship(back_populates="deliveries")
@@ -259,6 +268,19 @@ class MetricSnapshot(Base):
     impressions: Mapped[int | None] = mapped_column(Integer)
     bookmarks: Mapped[int | None] = mapped_column(Integer)
     simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EngagementDaily(Base):
+    """Engagement gained per day, post and platform: a rollup of the snapshots for charts."""
+
+    __tablename__ = "engagement_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    platform: Mapped[str] = mapped_column(String(20), primary_key=True)
+    gain: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Spreader(Base):

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 4f2cb4d08d75
+Revision ID: b77a2fffa79e
 Revises:
-Create Date: 2026-11-24 01:05:18.346936
+Create Date: 2026-11-24 01:08:05.618037
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import amplify.models
 
-revision: str = "4f2cb4d08d75"
+revision: str = "b77a2fffa79e"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -205,6 +205,13 @@ def upgrade() -> None:
         sa.Column("published_at", amplify.models.UTCDateTime(), nullable=True),
         sa.Column("next_metrics_at", amplify.models.UTCDateTime(), nullable=True),
         sa.Column("metrics_step", sa.Integer(), nullable=False),
+        sa.Column("likes", sa.Integer(), nullable=False),
+        sa.Column("reposts", sa.Integer(), nullable=False),
+        sa.Column("replies", sa.Integer(), nullable=False),
+        sa.Column("quotes", sa.Integer(), nullable=False),
+        sa.Column("impressions", sa.Integer(), nullable=True),
+        sa.Column("engagement", sa.Integer(), nullable=False),
+        sa.Column("metrics_simulated", sa.Boolean(), nullable=False),
         sa.Column("created_at", amplify.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_deliveries_account_id_accounts")
@@ -224,6 +231,23 @@ def upgrade() -> None:
         batch_op.create_index("ix_deliveries_due", ["status", "next_attempt_at"], unique=False)
         batch_op.create_index("ix_deliveries_metrics_due", ["next_metrics_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_deliveries_post_id"), ["post_id"], unique=False)
+
+    op.create_table(
+        "engagement_daily",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("post_id", sa.Integer(), nullable=False),
+        sa.Column("platform", sa.String(length=20), nullable=False),
+        sa.Column("gain", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["post_id"],
+            ["posts.id"],
+            name=op.f("fk_engagement_daily_post_id_posts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("day", "post_id", "platform", name=op.f("pk_engagement_daily")),
+    )
+    with op.batch_alter_table("engagement_daily", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_engagement_daily_post_id"), ["post_id"], unique=False)
 
     op.create_table(
         "post_media",
@@ -312,6 +336,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_post_media_post_id"))
 
     op.drop_table("post_media")
+    with op.batch_alter_table("engagement_daily", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_engagement_daily_post_id"))
+
+    op.drop_table("engagement_daily")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_deliveries_post_id"))
         batch_op.drop_index("ix_deliveries_metrics_due")
