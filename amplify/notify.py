@@ -11,6 +11,7 @@ Events and the data they take:
 - ``submitted``  post=Post → leads
 - ``approved``   post=Post → the author
 - ``rejected``   post=Post, note=str → the author
+- ``cancelled``  post=Post → the author
 - ``published``  post=Post, links=[url, ...] (default: the post's published deliveries) → the author
 - ``amplify``    post=Post, share_links=[url, ...], user_ids=[advocate ids] → those advocates
 - ``account_attention``  account=Account, reason=str → admins
@@ -48,6 +49,7 @@ EVENTS = (
     "submitted",
     "approved",
     "rejected",
+    "cancelled",
     "published",
     "amplify",
     "account_attention",
@@ -206,9 +208,7 @@ def channels_for(
 
 
 def _role_user_ids(s: Session, *roles: str) -> list[int]:
-    return list(
-        s.scalars(select(User.id).where(User.role.in_(roles), User.active.is_(True))).all()
-    )
+    return list(s.scalars(select(User.id).where(User.role.in_(roles), User.active.is_(True))).all())
 
 
 def send(
@@ -265,18 +265,39 @@ def _compose(s: Session, event: str, data: dict[str, Any]) -> tuple[list[str], l
         post = s.get(Post, int(data["post_id"]))
     story = f"“{_excerpt(post.body)}”" if post is not None else "a story"
     author = [post.author_id] if post is not None else []
+    if not author and data.get("author_id") is not None:
+        author = [int(data["author_id"])]
     if event == "submitted":
-        return (["leads"], _role_user_ids(s, Role.LEAD, Role.ADMIN), "Story waiting for review",
-                f"{story} was submitted and waits for a lead to review it.")
+        return (
+            ["leads"],
+            _role_user_ids(s, Role.LEAD, Role.ADMIN),
+            "Story waiting for review",
+            f"{story} was submitted and waits for a lead to review it.",
+        )
     if event == "approved":
         when = data.get("scheduled_for") or (post.scheduled_for if post else None)
         at = f" for {when:%Y-%m-%d %H:%M} UTC" if when else ""
-        return (["authors"], author, "Your story was approved",
-                f"{story} was approved and scheduled{at}.")
+        return (
+            ["authors"],
+            author,
+            "Your story was approved",
+            f"{story} was approved and scheduled{at}.",
+        )
     if event == "rejected":
         note = data.get("note") or (post.review_note if post else "") or ""
-        return (["authors"], author, "Your story needs changes",
-                f"{story} was sent back to drafts. Reviewer's note: {note}")
+        return (
+            ["authors"],
+            author,
+            "Your story needs changes",
+            f"{story} was sent back to drafts. Reviewer's note: {note}",
+        )
+    if event == "cancelled":
+        return (
+            ["authors"],
+            author,
+            "Your story was cancelled",
+            f"{story} was cancelled; what had not been published yet will not be.",
+        )
     if event == "published":
         links = list(data.get("links") or (_post_links(post) if post else []))
         lines = "\n".join(links) if links else "(no links reported)"
@@ -287,28 +308,43 @@ def _compose(s: Session, event: str, data: dict[str, Any]) -> tuple[list[str], l
         body = f"{story} is live and ready to amplify."
         if lines:
             body += f"\nShare it from your account:\n{lines}"
-        return (["advocates"], [int(u) for u in data.get("user_ids") or []],
-                "Something to amplify", body)
+        return (
+            ["advocates"],
+            [int(u) for u in data.get("user_ids") or []],
+            "Something to amplify",
+            body,
+        )
     if event == "account_attention":
         account: Account | None = data.get("account")
         name = account.label if account else "an account"
         reason = data.get("reason") or (account.last_error if account else "") or ""
-        return (["admins"], _role_user_ids(s, Role.ADMIN), "Account needs attention",
-                f"{name} needs attention: {reason}\nReconnect it under Accounts.")
+        return (
+            ["admins"],
+            _role_user_ids(s, Role.ADMIN),
+            "Account needs attention",
+            f"{name} needs attention: {reason}\nReconnect it under Accounts.",
+        )
     if event == "delivery_failed":
         delivery: Delivery | None = data.get("delivery")
         reason = data.get("reason") or (delivery.last_error if delivery else "") or ""
         where = delivery.account.label if delivery and delivery.account else "an account"
         what = f"“{_excerpt(delivery.post.body)}”" if delivery and delivery.post else story
-        return (["admins"], _role_user_ids(s, Role.ADMIN), "A delivery failed",
-                f"{what} could not be published to {where}: {reason}\n"
-                "Fix the cause, then retry it from the story's page.")
+        return (
+            ["admins"],
+            _role_user_ids(s, Role.ADMIN),
+            "A delivery failed",
+            f"{what} could not be published to {where}: {reason}\n"
+            "Fix the cause, then retry it from the story's page.",
+        )
     raise ValueError(f"unknown notification event {event!r}; one of: {', '.join(EVENTS)}")
 
 
 def emit(s: Session, event: str, **data: Any) -> int:
     """Tell the people concerned by ``event`` (see the module doc), after ``s`` commits.
     Never raises; returns how many channels the message goes to."""
+    if event not in EVENTS:
+        log.warning("no notification is defined for event %r; nothing sent", event)
+        return 0
     try:
         audiences, user_ids, title, body = _compose(s, event, data)
     except Exception:

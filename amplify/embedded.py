@@ -1,0 +1,67 @@
+"""The worker inside the Streamlit server: exactly one per process.
+
+``app.py`` calls ``ensure_started()`` on every page load when ``settings.embedded_worker``
+is on; the first call starts the worker, later ones (other sessions, reruns) find it
+running. It stops cleanly at interpreter exit (in-flight publishes finish, leases are
+released). ``wake()`` is for workflow and pages: after an approval or a reschedule the
+worker dispatches at once instead of at its next tick; with no embedded worker it does
+nothing (a standalone worker picks the change up within a second).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+
+from amplify.config import get_settings
+from amplify.worker import Worker
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_worker: Worker | None = None
+_atexit_registered = False
+
+# Publishing slots of the embedded worker: small, it shares the process with the dashboard.
+EMBEDDED_CONCURRENCY = 4
+
+
+def ensure_started(concurrency: int = EMBEDDED_CONCURRENCY) -> Worker | None:
+    """Start this process's worker if it is not running; returns it (None when the
+    workspace runs standalone workers: ``AMPLIFY_EMBEDDED_WORKER=false``)."""
+    global _worker, _atexit_registered
+    if not get_settings().embedded_worker:
+        return None
+    with _lock:
+        if _worker is not None and _worker.running:
+            return _worker
+        worker = Worker(concurrency=concurrency, embedded=True)
+        worker.start()
+        _worker = worker
+        if not _atexit_registered:
+            atexit.register(stop)
+            _atexit_registered = True
+        log.info("embedded worker %s started", worker.worker_id)
+        return worker
+
+
+def current() -> Worker | None:
+    with _lock:
+        return _worker
+
+
+def wake() -> None:
+    """Ask the embedded worker to dispatch now; a no-op when there is none."""
+    worker = current()
+    if worker is not None and worker.running:
+        worker.wake()
+
+
+def stop() -> None:
+    """Stop this process's worker (at exit, or in tests)."""
+    global _worker
+    with _lock:
+        worker, _worker = _worker, None
+    if worker is not None:
+        worker.stop()
