@@ -1,0 +1,236 @@
+"""Accounts (admin): connect, test, reconnect and remove the team's social accounts.
+
+Credentials are typed into password fields, handed to the accounts service (which stores
+them encrypted) and never shown again: the widgets are cleared after every attempt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from amplify import queries
+from amplify.errors import AmplifyError
+from amplify.models import Account
+from amplify.permissions import Action
+from amplify.ui import state, widgets
+from connectors.base import ConnectorError
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    label: str
+    secret: bool = True
+
+
+@dataclass(frozen=True)
+class PlatformForm:
+    platform: str
+    steps: str
+    handle_label: str
+    service_label: str | None = None
+    service_default: str = ""
+    fields: tuple[Field, ...] = ()
+
+
+FORMS: dict[str, PlatformForm] = {
+    "sandbox": PlatformForm(
+        "sandbox",
+        "The **sandbox is a practice network**: nothing posted there leaves this machine. "
+        "Use it to try Amplify out or to train volunteers. Pick any handle "
+        "(e.g. `team.sandbox`). Handles starting with `fail-auth` simulate a refused sign-in.",
+        "Practice handle",
+    ),
+    "x": PlatformForm(
+        "x",
+        "1. Open the X developer portal and create a Project and App with **Read and write** "
+        "permission.\n2. Under *Keys and tokens*, copy the **API Key and Secret** and generate "
+        "an **Access Token and Secret** for the account that will post.\n3. Paste all four "
+        "below.",
+        "Account handle (without @)",
+        fields=(
+            Field("api_key", "API Key"),
+            Field("api_secret", "API Key Secret"),
+            Field("access_token", "Access Token"),
+            Field("access_token_secret", "Access Token Secret"),
+        ),
+    ),
+    "bluesky": PlatformForm(
+        "bluesky",
+        "1. In Bluesky open *Settings → Privacy and security → App passwords*.\n2. Add an app "
+        "password named `Amplify` (never use the account's main password).\n3. Paste the "
+        "handle and app password below. Self-hosted PDS: change the service URL.",
+        "Handle (e.g. team.bsky.social)",
+        service_label="Service (PDS) URL",
+        service_default="https://bsky.social",
+        fields=(Field("app_password", "App password"),),
+    ),
+    "mastodon": PlatformForm(
+        "mastodon",
+        "1. On your instance open *Preferences → Development → New application*.\n2. Name it "
+        "`Amplify`, tick `read` and `write`, save.\n3. Open the application and copy **Your "
+        "access token**; paste it below with the instance URL.",
+        "Account (e.g. team)",
+        service_label="Instance URL",
+        service_default="https://mastodon.social",
+        fields=(Field("access_token", "Access token"),),
+    ),
+}
+
+
+def _clear_secret_fields(platform: str) -> None:
+    for f in FORMS[platform].fields:
+        st.session_state.pop(f"acc_{platform}_{f.key}", None)
+
+
+def _test(account_id: int) -> tuple[bool, str]:
+    from amplify import accounts
+
+    try:
+        with state.db() as s:
+            identity = accounts.test_account(s, state.actor(s), account_id)
+    except (AmplifyError, ConnectorError) as exc:
+        return False, str(exc)
+    with state.db() as s:
+        acct = s.get(Account, account_id)
+        if acct is not None and acct.status != "ok":
+            return False, acct.last_error or "the platform refused the credentials"
+    return True, f"signed in as {identity.handle}"
+
+
+def _connect(platform: str) -> None:
+    from amplify import accounts
+
+    form = FORMS[platform]
+    handle = st.session_state.get(f"acc_{platform}_handle", "").strip()
+    service = st.session_state.get(f"acc_{platform}_service", form.service_default)
+    creds = {f.key: st.session_state.get(f"acc_{platform}_{f.key}", "") for f in form.fields}
+    _clear_secret_fields(platform)
+    try:
+        with state.db() as s:
+            acct = accounts.add_account(
+                s,
+                state.actor(s),
+                platform=platform,
+                handle=handle,
+                service_url=service or "",
+                credentials=creds,
+            )
+            s.flush()
+            account_id = acct.id
+    except (AmplifyError, ConnectorError) as exc:
+        widgets.show_error(exc)
+        return
+    ok, detail = _test(account_id)
+    if ok:
+        widgets.flash(f"Connected {widgets.account_label(platform, handle)}: {detail}.")
+        st.rerun()
+    st.error(
+        f"Saved {widgets.account_label(platform, handle)}, but the platform refused the "
+        f"sign-in: {detail}. Check the credentials and use Reconnect below, or remove it."
+    )
+
+
+def _reconnect(acct: Account) -> None:
+    from amplify import accounts
+
+    form = FORMS.get(acct.platform)
+    fields = form.fields if form else ()
+    creds = {f.key: st.session_state.pop(f"re_{acct.id}_{f.key}", "") for f in fields}
+    try:
+        with state.db() as s:
+            accounts.update_credentials(s, state.actor(s), acct.id, credentials=creds)
+    except (AmplifyError, ConnectorError) as exc:
+        widgets.show_error(exc)
+        return
+    ok, detail = _test(acct.id)
+    if ok:
+        widgets.flash(f"Reconnected {acct.label}: {detail}.")
+        st.rerun()
+    st.error(f"The platform still refuses {acct.label}: {detail}")
+
+
+def _remove(account_id: int) -> None:
+    from amplify import accounts
+
+    with state.db() as s:
+        accounts.remove_account(s, state.actor(s), account_id)
+
+
+def _account_card(acct: Account, tz: object) -> None:
+    with st.container(border=True):
+        c = st.columns([3, 1, 1, 1])
+        owner = f" · advocate: {acct.owner.name}" if acct.owner is not None else ""
+        c[0].markdown(f"**{widgets.account_label(acct.platform, acct.handle)}**{owner}")
+        c[0].caption(
+            f"{acct.followers_count if acct.followers_count is not None else '?'} followers"
+            + (" · opted in to amplify" if acct.amplify_opt_in else "")
+            + (f" · {acct.service_url}" if acct.service_url else "")
+        )
+        c[1].markdown(widgets.badge(acct.status))
+        if c[2].button("Test", key=f"test_{acct.id}"):
+            ok, detail = _test(acct.id)
+            if ok:
+                widgets.flash(f"{acct.label} works: {detail}.")
+                st.rerun()
+            st.error(f"{acct.label}: {detail}")
+        if acct.last_error and acct.status != "ok":
+            st.warning(f"Last error: {acct.last_error}")
+        confirm = c[3].checkbox("Sure?", key=f"rmc_{acct.id}")
+        if c[3].button("Remove", key=f"rm_{acct.id}", disabled=not confirm) and widgets.run_action(
+            lambda: _remove(acct.id), f"Removed {acct.label}."
+        ):
+            st.rerun()
+        form = FORMS.get(acct.platform)
+        if form and form.fields:
+            with st.expander("Reconnect with new credentials"):
+                for f in form.fields:
+                    st.text_input(f.label, type="password", key=f"re_{acct.id}_{f.key}")
+                if st.button("Reconnect", key=f"re_{acct.id}"):
+                    _reconnect(acct)
+
+
+def render() -> None:
+    widgets.guard(Action.MANAGE_ACCOUNTS)
+    st.title("Accounts")
+    tz = widgets.workspace_tz()
+    with state.db() as s:
+        accts = list(queries.accounts(s))
+        s.expunge_all()
+    tabs = st.tabs(
+        [widgets.platform_label(p) if p != "sandbox" else "Sandbox (practice)" for p in FORMS]
+    )
+    for tab, (platform, form) in zip(tabs, FORMS.items(), strict=True):
+        with tab:
+            mine = [a for a in accts if a.platform == platform]
+            if not mine:
+                st.caption("No account connected here yet.")
+            for acct in mine:
+                _account_card(acct, tz)
+            st.subheader("Connect an account")
+            st.markdown(form.steps)
+            st.text_input(form.handle_label, key=f"acc_{platform}_handle")
+            if form.service_label:
+                st.session_state.setdefault(f"acc_{platform}_service", form.service_default)
+                st.text_input(form.service_label, key=f"acc_{platform}_service")
+            for f in form.fields:
+                st.text_input(
+                    f.label,
+                    type="password" if f.secret else "default",
+                    key=f"acc_{platform}_{f.key}",
+                )
+            if st.button("Connect and test", key=f"connect_{platform}", type="primary"):
+                _connect(platform)
+    advocates = [a for a in accts if a.amplify_opt_in]
+    st.subheader("Advocates who opted in to amplify")
+    if not advocates:
+        st.caption("Nobody has opted in yet.")
+    for a in advocates:
+        who = a.owner.name if a.owner is not None else "the organisation"
+        st.markdown(f"- {widgets.account_label(a.platform, a.handle)} — {who}")
+
+
+if __name__ == "__main__":
+    render()

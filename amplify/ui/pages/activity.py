@@ -1,0 +1,74 @@
+"""Activity: the audit log — who did what and when — filterable and paged."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from amplify import queries
+from amplify.permissions import Action
+from amplify.ui import state, widgets
+
+PAGE_SIZE = 50
+
+
+def render() -> None:
+    widgets.guard(Action.VIEW_ACTIVITY)
+    st.title("Activity")
+    tz = widgets.workspace_tz()
+    with state.db() as s:
+        actions = queries.audit_actions(s)
+        actors = dict(queries.audit_actors(s))
+    c1, c2, c3 = st.columns([2, 1, 2])
+    chosen = c1.multiselect("Actions", actions, key="act_actions")
+    actor = c2.selectbox(
+        "By",
+        [None, *actors],
+        format_func=lambda i: "anyone" if i is None else actors[i],
+        key="act_actor",
+    )
+    today = datetime.now(tz).date()
+    span = c3.date_input("Between", value=(today - timedelta(days=30), today), key="act_span")
+    since = until = None
+    if isinstance(span, tuple | list) and len(span) == 2:
+        since = datetime.combine(span[0], time()).replace(tzinfo=tz)
+        until = datetime.combine(span[1] + timedelta(days=1), time()).replace(tzinfo=tz)
+    page = int(st.session_state.get("act_page", 1))
+    with state.db() as s:
+        result = queries.audit_page(
+            s,
+            actions=chosen,
+            actor_id=actor,
+            since=since,
+            until=until,
+            page=page,
+            page_size=PAGE_SIZE,
+        )
+        rows = [
+            {
+                "when": widgets.fmt_time(e.at, tz),
+                "who": e.actor.name if e.actor is not None else "system",
+                "action": e.action,
+                "subject": f"{e.subject_type} #{e.subject_id}" if e.subject_id else e.subject_type,
+                "detail": ", ".join(f"{k}={v}" for k, v in (e.detail or {}).items()),
+            }
+            for e in result.rows
+        ]
+    st.caption(f"{result.total} event(s) · page {result.page} of {result.pages}")
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    else:
+        st.info("No activity matches these filters.")
+    p1, p2, _ = st.columns([1, 1, 4])
+    if p1.button("← Newer", disabled=result.page <= 1):
+        st.session_state["act_page"] = result.page - 1
+        st.rerun()
+    if p2.button("Older →", disabled=result.page >= result.pages):
+        st.session_state["act_page"] = result.page + 1
+        st.rerun()
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,113 @@
+"""My stories: drafts and submissions, their status, the lead's notes, the live links."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from amplify import queries, workflow
+from amplify.models import Post, PostState
+from amplify.permissions import Action
+from amplify.ui import state, widgets
+
+SHARE_PAGE = "amplify/ui/pages/share.py"
+
+
+def _open_in_editor(post: Post) -> None:
+    """Load a draft into the Share page's fields and go there."""
+    widgets.forget("keep_share_")
+    st.session_state["keep_share_body"] = post.body
+    st.session_state["keep_share_link"] = post.link or ""
+    st.session_state["keep_share_platforms"] = list(post.target_platforms or [])
+    st.session_state["keep_share_campaign"] = post.campaign_id
+    st.session_state["share_editing"] = {"post_id": post.id, "version": post.version}
+    st.switch_page(SHARE_PAGE)
+
+
+def _withdraw(post_id: int) -> None:
+    with state.db() as s:
+        workflow.withdraw(s, state.actor(s), post_id)
+
+
+def _submit(post_id: int) -> None:
+    with state.db() as s:
+        workflow.submit(s, state.actor(s), post_id)
+
+
+def _story(post: Post, tz: object) -> None:
+    with st.container(border=True):
+        head, status = st.columns([4, 1])
+        excerpt = post.body if len(post.body) <= 140 else post.body[:140] + "…"
+        head.markdown(f"**#{post.id}** {excerpt}")
+        status.markdown(widgets.badge(post.state))
+        meta = [f"updated {widgets.fmt_time(post.updated_at, tz)}"]  # type: ignore[arg-type]
+        if post.campaign is not None:
+            meta.append(f"campaign: {post.campaign.name}")
+        if post.target_platforms:
+            meta.append("to " + ", ".join(widgets.platform_label(p) for p in post.target_platforms))
+        if post.scheduled_for and post.state == PostState.APPROVED:
+            meta.append(f"goes out {widgets.fmt_time(post.scheduled_for, tz)}")  # type: ignore[arg-type]
+        if post.media:
+            meta.append(f"{len(post.media)} image(s)")
+        st.caption(" · ".join(meta))
+        if post.review_note:
+            st.info(f"Note from the lead: {post.review_note}")
+        links = [
+            (d.account.platform, d.account.handle, d.remote_url or d.remote_uri)
+            for d in post.deliveries
+            if d.kind == "post" and d.status == "published"
+        ]
+        for platform, handle, url in links:
+            label = widgets.account_label(platform, handle)
+            if url and url.startswith("http"):
+                st.markdown(f"✅ Published on {label}: [{url}]({url})")
+            else:
+                st.markdown(f"✅ Published on {label}: `{url or 'no link given'}`")
+        failed = [d for d in post.deliveries if d.status == "failed"]
+        for d in failed:
+            st.warning(f"Not published on {d.account.label}: {d.last_error or 'unknown reason'}")
+        b = st.columns(4)
+        if post.state == PostState.DRAFT:
+            if b[0].button("Edit", key=f"edit_{post.id}"):
+                _open_in_editor(post)
+            if b[1].button("Submit for review", key=f"submit_{post.id}") and widgets.run_action(
+                lambda: _submit(post.id), f"Story #{post.id} submitted for review."
+            ):
+                st.rerun()
+        elif (
+            post.state == PostState.SUBMITTED
+            and b[0].button("Withdraw", key=f"withdraw_{post.id}", help="Take it back to edit it.")
+            and widgets.run_action(
+                lambda: _withdraw(post.id), f"Story #{post.id} is back in your drafts."
+            )
+        ):
+            st.rerun()
+
+
+def render() -> None:
+    user = widgets.guard(Action.CREATE_DRAFT)
+    st.title("My stories")
+    tz = widgets.workspace_tz()
+    with state.db() as s:
+        posts = list(queries.posts_by_author(s, user.id))
+        s.expunge_all()
+    if not posts:
+        st.info("You have not written a story yet.")
+        st.page_link(SHARE_PAGE, label="Share a story", icon=":material/edit_note:")
+        return
+    groups = {
+        "Drafts": [p for p in posts if p.state == PostState.DRAFT],
+        "Waiting for review": [p for p in posts if p.state == PostState.SUBMITTED],
+        "Scheduled": [p for p in posts if p.state == PostState.APPROVED],
+        "Published": [p for p in posts if p.state == PostState.PUBLISHED],
+        "Cancelled": [p for p in posts if p.state == PostState.CANCELLED],
+    }
+    for title, items in groups.items():
+        if not items:
+            continue
+        st.subheader(f"{title} ({len(items)})")
+        for post in items:
+            _story(post, tz)
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,202 @@
+"""Review: submitted stories, oldest first. Edit, choose accounts and a time, approve or reject."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+
+from amplify import queries, textrules, workflow
+from amplify.errors import AmplifyError, ValidationFailed
+from amplify.models import Account, Post, utcnow
+from amplify.permissions import Action
+from amplify.ui import state, widgets
+
+WHEN = ("Now", "At a time", "Next open posting slot")
+
+
+def next_open_slot(account_ids: list[int]) -> datetime:
+    """The earliest open posting slot across the chosen accounts (slots service)."""
+    from amplify import slots
+
+    if not account_ids:
+        raise ValidationFailed(["Choose at least one account to find its next open slot."])
+    with state.db() as s:
+        found = slots.next_open_slot(s, account_ids)
+    if found is None:
+        raise ValidationFailed(
+            [
+                "These accounts have no posting slots set; an admin adds them under "
+                "Team & settings, or pick a time instead."
+            ]
+        )
+    return found
+
+
+def _when(key: str, choice: str, account_ids: list[int], tz: ZoneInfo) -> datetime:
+    if choice == "At a time":
+        return st.session_state[f"{key}_at"]
+    if choice == "Next open posting slot":
+        return next_open_slot(account_ids)
+    return utcnow()
+
+
+def _approve(post: Post, body: str, account_ids: list[int], when: datetime, amplify: bool) -> None:
+    with state.db() as s:
+        actor = state.actor(s)
+        version = post.version
+        if body.strip() != post.body:
+            edited = workflow.edit(s, actor, post.id, expected_version=version, body=body)
+            version = edited.version
+        workflow.approve(
+            s,
+            actor,
+            post.id,
+            account_ids=account_ids,
+            scheduled_for=when,
+            amplify=amplify,
+            expected_version=version,
+        )
+
+
+def _reject(post: Post, note: str) -> None:
+    with state.db() as s:
+        workflow.reject(s, state.actor(s), post.id, note, expected_version=post.version)
+
+
+def _accounts_for(post: Post, accounts: list[Account]) -> list[int]:
+    targets = set(post.target_platforms or [])
+    return [a.id for a in accounts if a.platform in targets and a.status == "ok"]
+
+
+def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool) -> None:
+    key = f"rv_{post.id}"
+    labels = {a.id: widgets.account_label(a.platform, a.handle) for a in accounts}
+    with st.container(border=True):
+        top = st.columns([0.5, 4, 1.5])
+        top[0].checkbox("Select", key=f"{key}_sel", label_visibility="collapsed")
+        top[1].markdown(f"**#{post.id}** by {post.author.name}")
+        top[2].caption(f"submitted {widgets.fmt_time(post.submitted_at or post.created_at, tz)}")
+        meta = []
+        if post.campaign is not None:
+            meta.append(f"campaign: {post.campaign.name}")
+        if post.target_platforms:
+            meta.append(
+                "wants " + ", ".join(widgets.platform_label(p) for p in post.target_platforms)
+            )
+        if post.preferred_time:
+            meta.append(f"preferred time {widgets.fmt_time(post.preferred_time, tz)}")
+        if post.link:
+            meta.append(f"link {post.link}")
+        if post.media:
+            meta.append(f"{len(post.media)} image(s): " + "; ".join(m.alt_text for m in post.media))
+        if meta:
+            st.caption(" · ".join(meta))
+        body = st.text_area("Text", value=post.body, key=f"{key}_body", height=120)
+        st.session_state.setdefault(f"{key}_acc", _accounts_for(post, accounts))
+        chosen = st.multiselect(
+            "Publish from", options=list(labels), format_func=lambda i: labels[i], key=f"{key}_acc"
+        )
+        for aid in chosen:
+            acct = next(a for a in accounts if a.id == aid)
+            try:
+                parts = textrules.render(acct.platform, body, link=post.link)
+            except ValueError:
+                continue
+            if len(parts) > 1:
+                st.caption(f"On {labels[aid]} this goes out as a thread of {len(parts)} posts.")
+        c = st.columns([2, 3])
+        choice = c[0].radio("When", WHEN, key=f"{key}_when", horizontal=False)
+        with c[1]:
+            if choice == "At a time":
+                st.session_state[f"{key}_at"] = widgets.datetime_input(
+                    "Publish at", key=f"{key}_dt", default=post.preferred_time, tz=tz
+                )
+            amplify = (
+                st.checkbox("Ask advocates to amplify it", key=f"{key}_amp")
+                if can_amplify
+                else False
+            )
+        a, r = st.columns(2)
+        if a.button("Approve", key=f"{key}_approve", type="primary"):
+            try:
+                when = _when(key, choice, chosen, tz)
+                _approve(post, body, chosen, when, amplify)
+            except AmplifyError as exc:
+                widgets.show_error(exc)
+            else:
+                widgets.flash(f"Story #{post.id} approved for {widgets.fmt_time(when, tz)}.")
+                st.rerun()
+        with r:
+            note = st.text_input("Note for the author (needed to send it back)", key=f"{key}_note")
+            if st.button("Send back", key=f"{key}_reject") and widgets.run_action(
+                lambda: _reject(post, note), f"Story #{post.id} sent back to its author."
+            ):
+                st.rerun()
+
+
+def _bulk(posts: list[Post], accounts: list[Account], tz: ZoneInfo) -> None:
+    selected = [p for p in posts if st.session_state.get(f"rv_{p.id}_sel")]
+    with st.expander(f"Bulk actions ({len(selected)} selected)", expanded=bool(selected)):
+        st.caption(
+            "Approve: each selected story goes out now on the accounts chosen in its card. "
+            "Send back: each selected story returns to its author with this note."
+        )
+        note = st.text_input("Note for the authors", key="rv_bulk_note")
+        c1, c2 = st.columns(2)
+        results: list[tuple[int, Exception | None]] = []
+        if c1.button("Approve selected", disabled=not selected):
+            for post in selected:
+                try:
+                    ids = st.session_state.get(f"rv_{post.id}_acc") or _accounts_for(post, accounts)
+                    _approve(post, post.body, list(ids), utcnow(), False)
+                    results.append((post.id, None))
+                except AmplifyError as exc:
+                    results.append((post.id, exc))
+        if c2.button("Send back selected", disabled=not selected):
+            for post in selected:
+                try:
+                    _reject(post, note)
+                    results.append((post.id, None))
+                except AmplifyError as exc:
+                    results.append((post.id, exc))
+        if results:
+            done = [pid for pid, err in results if err is None]
+            for pid, err in results:
+                if err is not None:
+                    st.error(f"Story #{pid}: {err}")
+            if done:
+                message = f"Done for {len(done)} stor{'y' if len(done) == 1 else 'ies'}: " + (
+                    ", ".join(f"#{p}" for p in done)
+                )
+                if len(done) == len(results):
+                    widgets.flash(message)
+                    st.rerun()
+                st.success(message)
+
+
+def render() -> None:
+    user = widgets.guard(Action.APPROVE)
+    st.title("Review")
+    tz = widgets.workspace_tz()
+    with state.db() as s:
+        posts = list(queries.review_queue(s))
+        accounts = list(queries.publishing_accounts(s))
+        s.expunge_all()
+    if not accounts:
+        st.warning("No accounts are connected yet: an admin adds them on the Accounts page.")
+    if not posts:
+        st.success("Nothing waiting for review. 🎉")
+        return
+    st.caption(f"{len(posts)} stor{'y' if len(posts) == 1 else 'ies'} waiting, oldest first.")
+    _bulk(posts, accounts, tz)
+    from amplify import permissions
+
+    can_amplify = permissions.can(user, Action.AMPLIFY)
+    for post in posts:
+        _story(post, accounts, tz, can_amplify)
+
+
+if __name__ == "__main__":
+    render()

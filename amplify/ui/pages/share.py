@@ -1,0 +1,249 @@
+"""Share a story: write it, see how it lands on each platform, save it or send it for review."""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from amplify import textrules, workflow
+from amplify.config import get_settings
+from amplify.errors import AmplifyError
+from amplify.permissions import Action
+from amplify.ui import state, widgets
+from connectors.registry import PLATFORMS
+
+P = "keep_share_"  # widget keys: kept across reruns, page switches and errors
+MAX_IMAGES = 4
+IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "webp"]
+
+
+def _campaigns() -> list[Any]:
+    try:
+        from amplify import campaigns
+    except ImportError:
+        return []
+    with state.db() as s:
+        rows = list(campaigns.list_campaigns(s))
+        for row in rows:
+            s.expunge(row)
+    return rows
+
+
+def save_upload(data: bytes, filename: str) -> tuple[str, str]:
+    """Store an upload under data/media with a random name; (path relative to data, mime)."""
+    ext = Path(filename).suffix.lower() or ".bin"
+    mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    media_dir = get_settings().data_dir / "media"
+    media_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{uuid.uuid4().hex}{ext}"
+    (media_dir / name).write_bytes(data)
+    return f"media/{name}", mime
+
+
+def _link_card(link: str) -> None:
+    try:
+        from connectors import linkcard  # type: ignore[attr-defined]
+    except ImportError:
+        st.caption(f"🔗 {link}")
+        return
+    fetch = getattr(linkcard, "fetch_card", None) or getattr(linkcard, "fetch", None)
+    card = None
+    if fetch is not None:
+        try:
+            card = fetch(link)
+        except Exception:  # a card is a nicety: the post goes out with the plain link
+            card = None
+    if card is None:
+        st.caption(f"🔗 {link}")
+        return
+    with st.container(border=True):
+        st.markdown(f"**{getattr(card, 'title', '') or link}**")
+        desc = getattr(card, "description", "")
+        if desc:
+            st.caption(desc)
+        st.caption(link)
+
+
+def _previews(body: str, link: str, platforms: list[str], campaign: Any) -> None:
+    st.subheader("How it will look")
+    if not body.strip():
+        st.caption("Start writing to see a preview for each platform.")
+        return
+    if not platforms:
+        st.caption("Choose at least one platform to see its preview.")
+        return
+    slug = campaign.utm_campaign if campaign is not None else None
+    for platform in platforms:
+        try:
+            pv = textrules.preview(
+                platform,
+                body,
+                link=link or None,
+                campaign_slug=slug,
+                utm=bool(campaign.utm_enabled) if campaign is not None else True,
+                hashtags=campaign.hashtags if campaign is not None else "",
+            )
+        except ValueError as exc:
+            st.warning(str(exc))
+            continue
+        with st.container(border=True):
+            title = widgets.platform_label(platform)
+            if pv.is_thread:
+                st.markdown(f"**{title}** — a thread of {len(pv.parts)} posts")
+            else:
+                left = pv.remaining
+                st.markdown(f"**{title}** — {pv.full_count}/{pv.limit} ({left} left)")
+            for i, part in enumerate(pv.parts, start=1):
+                mark = "✅" if part.fits else "❌"
+                extra = f", {part.bytes} bytes" if part.bytes is not None else ""
+                if pv.is_thread:
+                    st.caption(f"Part {i}: {part.count}/{part.limit}{extra} {mark}")
+                st.text(part.text)
+    if link:
+        _link_card(link)
+
+
+def _start_new() -> None:
+    widgets.forget(P)
+    st.session_state.pop("share_editing", None)
+    st.session_state["share_uploader_n"] = st.session_state.get("share_uploader_n", 0) + 1
+
+
+def render() -> None:
+    user = widgets.guard(Action.CREATE_DRAFT)
+    if st.session_state.pop("share_reset", False):
+        _start_new()
+    editing: dict[str, int] | None = st.session_state.get("share_editing")
+    st.title("Share a story")
+    if editing:
+        c1, c2 = st.columns([3, 1])
+        c1.info(f"Editing your draft #{editing['post_id']}.")
+        if c2.button("Start a new story instead"):
+            _start_new()
+            st.rerun()
+    else:
+        st.caption("Tell the team about a win. A lead reviews it before anything is posted.")
+
+    camps = _campaigns()
+    by_id = {c.id: c for c in camps}
+    tz = widgets.workspace_tz()
+    st.session_state.setdefault(f"{P}platforms", [p for p in PLATFORMS if p != "sandbox"])
+    st.session_state.setdefault(f"{P}campaign", None)
+
+    form, preview_col = st.columns([3, 2], gap="large")
+    with form:
+        body = st.text_area(
+            "Your story", key=f"{P}body", height=200, placeholder="What happened? Who did it help?"
+        )
+        if camps:
+            st.selectbox(
+                "Campaign",
+                options=[None, *by_id],
+                format_func=lambda cid: "No campaign" if cid is None else by_id[cid].name,
+                key=f"{P}campaign",
+            )
+        link = st.text_input("Link (optional)", key=f"{P}link", placeholder="https://…")
+        platforms = st.multiselect(
+            "Where should it go?",
+            options=list(PLATFORMS),
+            format_func=widgets.platform_label,
+            key=f"{P}platforms",
+        )
+        if "sandbox" in platforms:
+            st.caption(
+                "🧪 Sandbox is a practice network: nothing posted there leaves this machine."
+            )
+        preferred = None
+        if st.checkbox("I have a preferred time", key=f"{P}want_time"):
+            preferred = widgets.datetime_input("Preferred time", key=f"{P}pref", tz=tz)
+        files = (
+            st.file_uploader(
+                f"Images (up to {MAX_IMAGES}; each needs alt text)",
+                type=IMAGE_TYPES,
+                accept_multiple_files=True,
+                key=f"share_files_{st.session_state.get('share_uploader_n', 0)}",
+            )
+            or []
+        )
+        if len(files) > MAX_IMAGES:
+            st.warning(f"Only the first {MAX_IMAGES} images are attached; remove the others.")
+        images = files[:MAX_IMAGES]
+        for n, f in enumerate(images, start=1):
+            c1, c2 = st.columns([1, 3])
+            c1.image(f, width=120)
+            c2.text_input(
+                f"Alt text for image {n} ({f.name})",
+                key=f"{P}alt_{f.name}",
+                help="Describe the image for people who use screen readers.",
+            )
+        b1, b2, _ = st.columns([1, 1, 2])
+        save = b1.button("Save draft")
+        send = b2.button("Submit for review", type="primary")
+
+    campaign = by_id.get(st.session_state.get(f"{P}campaign"))
+    with preview_col:
+        _previews(body, link, platforms, campaign)
+
+    if save or send:
+        _save(user.id, editing, body, link, platforms, campaign, preferred, images, submit=send)
+
+
+def _save(
+    user_id: int,
+    editing: dict[str, int] | None,
+    body: str,
+    link: str,
+    platforms: list[str],
+    campaign: Any,
+    preferred: Any,
+    images: list[Any],
+    *,
+    submit: bool,
+) -> None:
+    saved: list[str] = []
+    try:
+        media = []
+        for f in images:
+            rel, mime = save_upload(f.getvalue(), f.name)
+            saved.append(rel)
+            alt = st.session_state.get(f"{P}alt_{f.name}", "")
+            media.append(workflow.MediaInput(path=rel, alt_text=alt, mime_type=mime))
+        fields: dict[str, Any] = {
+            "body": body,
+            "campaign_id": campaign.id if campaign is not None else None,
+            "link": link or None,
+            "target_platforms": platforms,
+            "preferred_time": preferred,
+        }
+        with state.db() as s:
+            actor = state.actor(s)
+            if editing:
+                if images:
+                    fields["media"] = media
+                post = workflow.edit(
+                    s, actor, editing["post_id"], expected_version=editing["version"], **fields
+                )
+            else:
+                post = workflow.create_draft(s, actor, media=media, **fields)
+            if submit:
+                workflow.submit(s, actor, post.id)
+            post_id = post.id
+    except AmplifyError as exc:
+        for rel in saved:
+            (get_settings().data_dir / rel).unlink(missing_ok=True)
+        widgets.show_error(exc)
+        return
+    if submit:
+        widgets.flash(f"Story #{post_id} is with the leads for review. Thank you!")
+    else:
+        widgets.flash(f"Draft #{post_id} saved. Find it under My stories.")
+    st.session_state["share_reset"] = True
+    st.rerun()
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,274 @@
+"""Team & settings (admin): people and roles, posting slots, time zone, campaigns, notifications."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import partial
+from typing import Any
+from zoneinfo import available_timezones
+
+import pandas as pd
+import streamlit as st
+
+from amplify import notify_channels, queries, users
+from amplify.models import Role
+from amplify.permissions import Action
+from amplify.ui import state, widgets
+
+ROLES = [r.value for r in Role]
+
+
+# --------------------------------------------------------------------------- people
+
+
+def _people() -> None:
+    st.subheader("People")
+    with state.db() as s:
+        people = list(users.list_users(s))
+        s.expunge_all()
+    me = state.signed_in_id()
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "name": u.name,
+                    "email": u.email,
+                    "role": u.role,
+                    "active": "yes" if u.active else "no",
+                }
+                for u in people
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    labels = {u.id: f"{u.name} <{u.email}>" for u in people}
+    with st.expander("Change someone's role or access"):
+        uid = st.selectbox(
+            "Person", options=list(labels), format_func=lambda i: labels[i], key="tm_person"
+        )
+        person = next(u for u in people if u.id == uid)
+        c1, c2 = st.columns(2)
+        role = c1.selectbox("Role", ROLES, index=ROLES.index(person.role), key=f"tm_role_{uid}")
+        if c1.button("Change role", key="tm_set_role") and widgets.run_action(
+            lambda: _set_role(uid, role), f"{person.name} is now {role}."
+        ):
+            st.rerun()
+        verb = "Deactivate" if person.active else "Reactivate"
+        if uid == me and person.active:
+            c2.caption("You cannot deactivate yourself here.")
+        elif c2.button(verb, key="tm_active") and widgets.run_action(
+            lambda: _set_active(uid, not person.active), f"{verb}d {person.name}."
+        ):
+            st.rerun()
+    with st.expander("Add a person"):
+        name = st.text_input("Name", key="keep_tm_new_name")
+        email = st.text_input("Email", key="keep_tm_new_email")
+        role = st.selectbox("Role", ROLES, key="keep_tm_new_role")
+        pw = st.text_input("First password (they can change it)", type="password", key="tm_new_pw")
+        if st.button("Add person", type="primary") and widgets.run_action(
+            lambda: _add(name, email, role, pw), f"Added {name} as {role}."
+        ):
+            widgets.forget("keep_tm_new_")
+            st.rerun()
+
+
+def _add(name: str, email: str, role: str, pw: str) -> None:
+    with state.db() as s:
+        users.create_user(s, state.actor(s), email=email, name=name, role=role, password=pw)
+
+
+def _set_role(uid: int, role: str) -> None:
+    with state.db() as s:
+        users.set_role(s, state.actor(s), uid, role)
+
+
+def _set_active(uid: int, active: bool) -> None:
+    with state.db() as s:
+        users.set_active(s, state.actor(s), uid, active)
+
+
+# --------------------------------------------------------------------------- workspace
+
+
+def _timezone() -> None:
+    st.subheader("Time zone")
+    current = widgets.workspace_tz().key
+    zones = sorted(available_timezones())
+    zone = st.selectbox(
+        "Workspace time zone (all times are shown in it)",
+        zones,
+        index=zones.index(current) if current in zones else 0,
+        key="tm_tz",
+    )
+    if st.button("Save time zone") and widgets.run_action(
+        lambda: _set_tz(zone), f"Times are now shown in {zone}."
+    ):
+        st.rerun()
+
+
+def _set_tz(zone: str) -> None:
+    from amplify import workspace
+
+    with state.db() as s:
+        workspace.set_timezone(s, state.actor(s), zone)
+
+
+def _slots() -> None:
+    st.subheader("Posting slots")
+    st.caption(
+        "Weekly times each account usually posts, e.g. `mon 09:00, wed 12:30`. Leads can "
+        "schedule a story into the next open slot."
+    )
+    with state.db() as s:
+        accts = list(queries.accounts(s))
+        s.expunge_all()
+    if not accts:
+        st.caption("Connect an account first (Accounts page).")
+        return
+    labels = {a.id: widgets.account_label(a.platform, a.handle) for a in accts}
+    aid = st.selectbox("Account", list(labels), format_func=lambda i: labels[i], key="tm_slot_acc")
+    acct = next(a for a in accts if a.id == aid)
+    text = st.text_input("Slots", value=", ".join(acct.posting_slots or []), key=f"tm_slots_{aid}")
+    if st.button("Save slots") and widgets.run_action(
+        lambda: _set_slots(aid, text), f"Saved posting slots for {labels[aid]}."
+    ):
+        st.rerun()
+
+
+def _set_slots(account_id: int, text: str) -> None:
+    from amplify import slots
+
+    items = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+    with state.db() as s:
+        slots.set_slots(s, state.actor(s), account_id, items)
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+def _campaigns() -> None:
+    st.subheader("Campaigns")
+    try:
+        from amplify import campaigns
+    except ImportError:
+        st.caption("Campaigns are not available in this version.")
+        return
+    with state.db() as s:
+        rows = list(campaigns.list_campaigns(s))
+        s.expunge_all()
+    if rows:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "name": c.name,
+                        "hashtags": c.hashtags,
+                        "utm_campaign": c.utm_campaign,
+                        "from": c.starts_on,
+                        "to": c.ends_on,
+                    }
+                    for c in rows
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    with st.expander("Add a campaign"):
+        name = st.text_input("Name", key="keep_tm_c_name")
+        desc = st.text_area("Description", key="keep_tm_c_desc")
+        tags = st.text_input("Hashtags (space-separated)", key="keep_tm_c_tags")
+        utm = st.text_input("UTM campaign (blank: made from the name)", key="keep_tm_c_utm")
+        dated = st.checkbox("Runs between dates", key="keep_tm_c_dated")
+        start: date | None = None
+        end: date | None = None
+        if dated:
+            c1, c2 = st.columns(2)
+            start = c1.date_input("Starts", key="keep_tm_c_start")
+            end = c2.date_input("Ends", key="keep_tm_c_end")
+        if st.button("Add campaign") and widgets.run_action(
+            lambda: _add_campaign(name, desc, tags, utm or None, start, end),
+            f"Campaign {name} added.",
+        ):
+            widgets.forget("keep_tm_c_")
+            st.rerun()
+
+
+def _add_campaign(name: str, desc: str, tags: str, utm: str | None, start: Any, end: Any) -> None:
+    from amplify import campaigns
+
+    with state.db() as s:
+        campaigns.create_campaign(
+            s,
+            state.actor(s),
+            name=name,
+            description=desc,
+            hashtags=tags,
+            utm_campaign=utm,
+            starts_on=start,
+            ends_on=end,
+        )
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def _channels() -> None:
+    st.subheader("Notifications")
+    st.caption(
+        "Apprise URLs (email, Signal, Slack, ntfy, Matrix…). They usually hold a token, so "
+        "they are stored encrypted and shown masked."
+    )
+    with state.db() as s:
+        rows = [
+            (c.id, notify_channels.describe(c), c.active) for c in notify_channels.list_channels(s)
+        ]
+    for cid, text, active in rows:
+        c1, c2 = st.columns([4, 1])
+        c1.markdown(f"{'🔔' if active else '🔕'} {text}")
+        if c2.button("Remove", key=f"tm_ch_rm_{cid}") and widgets.run_action(
+            partial(_remove_channel, cid), "Channel removed."
+        ):
+            st.rerun()
+    with st.expander("Add a channel"):
+        label = st.text_input("Name", key="keep_tm_ch_label")
+        url = st.text_input("Apprise URL", type="password", key="tm_ch_url")
+        st.session_state.setdefault("keep_tm_ch_who", ["leads"])
+        who = st.multiselect("Who it is for", list(notify_channels.AUDIENCES), key="keep_tm_ch_who")
+        if st.button("Add channel"):
+            ok = widgets.run_action(
+                lambda: _add_channel(label, url, who), f"Channel {label} added."
+            )
+            st.session_state.pop("tm_ch_url", None)
+            if ok:
+                widgets.forget("keep_tm_ch_")
+                st.rerun()
+
+
+def _add_channel(label: str, url: str, who: list[str]) -> None:
+    with state.db() as s:
+        notify_channels.add_channel(s, state.actor(s), label=label, url=url, audiences=who)
+
+
+def _remove_channel(cid: int) -> None:
+    with state.db() as s:
+        notify_channels.remove_channel(s, state.actor(s), cid)
+
+
+def render() -> None:
+    widgets.guard(Action.MANAGE_USERS)
+    st.title("Team & settings")
+    tabs = st.tabs(["People", "Posting slots & time zone", "Campaigns", "Notifications"])
+    with tabs[0]:
+        _people()
+    with tabs[1]:
+        _timezone()
+        _slots()
+    with tabs[2]:
+        _campaigns()
+    with tabs[3]:
+        _channels()
+
+
+if __name__ == "__main__":
+    render()

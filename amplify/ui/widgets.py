@@ -1,0 +1,176 @@
+"""Shared widgets: page guard, error display, status badges, time-zone aware date-times."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+
+from amplify import permissions
+from amplify.config import get_settings
+from amplify.errors import AmplifyError, Conflict, ValidationFailed
+from amplify.models import User
+from amplify.ui import state
+
+PRACTICE_LABEL = "Sandbox — practice network, nothing is really posted"
+
+STATUS_COLOURS = {
+    "draft": "gray",
+    "submitted": "blue",
+    "approved": "violet",
+    "published": "green",
+    "cancelled": "gray",
+    "pending": "blue",
+    "claimed": "orange",
+    "reconcile": "orange",
+    "failed": "red",
+    "ok": "green",
+    "needs_attention": "red",
+    "disabled": "gray",
+}
+
+# Widget keys with this prefix survive page switches (Streamlit forgets a widget's value
+# when the widget is not drawn in a run; copying it into session state keeps it).
+KEEP = "keep_"
+
+
+# --------------------------------------------------------------------------- access
+
+
+def guard(action: permissions.Action) -> User:
+    """The signed-in person if they may use this page; otherwise a refusal and stop."""
+    user = state.current_user()
+    reason = permissions.refusal(user, action)
+    if reason is not None:
+        st.error(f"🚫 {reason}", icon=None)
+        st.caption("Pick a page you can use from the menu, or ask an admin for access.")
+        st.stop()
+    assert user is not None
+    return user
+
+
+def keep_typed_values() -> None:
+    """Re-store every ``keep_`` widget value so leaving a page does not lose what was typed."""
+    for key in list(st.session_state.keys()):
+        if isinstance(key, str) and key.startswith(KEEP):
+            st.session_state[key] = st.session_state[key]
+
+
+def forget(prefix: str) -> None:
+    for key in list(st.session_state.keys()):
+        if isinstance(key, str) and key.startswith(prefix):
+            del st.session_state[key]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def show_error(exc: Exception) -> None:
+    """A person-readable error: each ValidationFailed problem on its own line."""
+    if isinstance(exc, ValidationFailed):
+        lines = "\n".join(f"- {p}" for p in exc.problems)
+        st.error(f"Please fix the following:\n\n{lines}")
+    elif isinstance(exc, Conflict):
+        st.warning(f"⚠️ Someone else got there first. {exc}")
+    else:
+        st.error(str(exc))
+
+
+def flash(message: str, kind: str = "success") -> None:
+    """A message to show on the next run (after ``st.rerun``)."""
+    st.session_state.setdefault("_flash", []).append((kind, message))
+
+
+def show_flashes() -> None:
+    for kind, message in st.session_state.pop("_flash", []):
+        getattr(st, kind)(message)
+
+
+@contextmanager
+def action(success: str | None = None, *, rerun: bool = True) -> Iterator[None]:
+    """Run a page action in one transaction; show AmplifyErrors, rerun on success."""
+    try:
+        yield
+    except AmplifyError as exc:
+        show_error(exc)
+        return
+    if success:
+        flash(success)
+    if rerun:
+        st.rerun()
+
+
+def run_action(fn: Callable[[], Any], success: str | None = None) -> bool:
+    """Call ``fn`` (which opens its own transaction); show errors; True on success."""
+    try:
+        fn()
+    except AmplifyError as exc:
+        show_error(exc)
+        return False
+    if success:
+        flash(success)
+    return True
+
+
+# --------------------------------------------------------------------------- badges
+
+
+def badge(status: str) -> str:
+    """Markdown for a coloured status badge."""
+    colour = STATUS_COLOURS.get(status, "gray")
+    return f":{colour}-badge[{status.replace('_', ' ')}]"
+
+
+def platform_label(platform: str) -> str:
+    if platform == "sandbox":
+        return PRACTICE_LABEL
+    return {"x": "X", "bluesky": "Bluesky", "mastodon": "Mastodon"}.get(platform, platform)
+
+
+def account_label(platform: str, handle: str) -> str:
+    if platform == "sandbox":
+        return f"{handle} (sandbox — practice network)"
+    return f"{platform_label(platform)}: {handle}"
+
+
+# --------------------------------------------------------------------------- time
+
+
+def workspace_tz() -> ZoneInfo:
+    """The workspace zone: the admin's choice if set, else AMPLIFY_TIMEZONE."""
+    from amplify import queries
+
+    with state.db() as s:
+        name = queries.workspace_timezone(s)
+    try:
+        return ZoneInfo(name) if name else get_settings().tz
+    except Exception:  # a stored zone that no longer exists: fall back to settings
+        return get_settings().tz
+
+
+def fmt_time(value: datetime | None, tz: ZoneInfo | None = None) -> str:
+    if value is None:
+        return "—"
+    tz = tz or workspace_tz()
+    return value.astimezone(tz).strftime("%a %d %b %Y %H:%M %Z")
+
+
+def datetime_input(
+    label: str, key: str, *, default: datetime | None = None, tz: ZoneInfo | None = None
+) -> datetime:
+    """A date and a time picked in the workspace zone; returns an aware datetime."""
+    tz = tz or workspace_tz()
+    start = (default or (datetime.now(tz) + timedelta(hours=1))).astimezone(tz)
+    # Seed the widgets through session state (not value=) so a kept value is never fought.
+    st.session_state.setdefault(f"{key}_day", start.date())
+    st.session_state.setdefault(f"{key}_time", start.time().replace(second=0, microsecond=0))
+    cols = st.columns(2)
+    day: date = cols[0].date_input(f"{label} — day", key=f"{key}_day")
+    at: time = cols[1].time_input(
+        f"{label} — time ({tz.key})", key=f"{key}_time", step=timedelta(minutes=5)
+    )
+    return datetime.combine(day, at).replace(tzinfo=tz)

@@ -1,0 +1,24 @@
+"""Amplify dashboard: the router. Sign-in, then the pages each role may use.
+
+Run with `streamlit run app.py` (or `make run`). Pages live in amplify/ui/pages/; each one
+checks the signed-in person's role on every run.
+"""
+
+import streamlit as st
+
+from amplify.config import get_settings
+from amplify.ui import auth, nav, widgets
+
+st.set_page_config(page_title="Amplify", page_icon=":material/campaign:", layout="wide")
+
+if get_settings().embedded_worker:
+    from amplify import embedded
+
+    embedded.ensure_started()
+
+widgets.keep_typed_values()
+user = auth.gate()
+page = st.navigation(nav.pages_for(user))
+auth.sidebar(user)
+widgets.show_flashes()
+page.run()
