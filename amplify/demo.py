@@ -174,7 +174,9 @@ def _populate(s: Session, rng: random.Random, days: int) -> None:
             s.add(d)
             s.flush()
             if d.status == DeliveryStatus.PUBLISHED:
-                _publish_history(s, rng, d, account, now, advocates, post)
+                # Advocates reshare the organisation's main account only (one repost each).
+                amplifiers = advocates if account is org[0] else []
+                _publish_history(s, rng, d, account, now, amplifiers, post)
         if state == PostState.PUBLISHED:
             post.published_at = when
         if state == PostState.CANCELLED:
