@@ -115,9 +115,11 @@ def test_it_gives_x_advocates_a_share_link_instead_of_reposting(session: Session
 
 
 def test_it_stops_offering_share_links_after_a_few_days(session: Session) -> None:
-    original = _landed_original(session, "x")
+    _landed_original(session, "x")
     advocate = _advocate(session, "x")
     owner = session.get(User, advocate.owner_id)
+    assert owner is not None
+    assert len(amplification.pending_share_links(session, owner)) == 1
     later = utcnow() + timedelta(days=amplification.SHARE_LINK_DAYS + 1)
     assert amplification.pending_share_links(session, owner, now=later) == []
 
