@@ -78,6 +78,7 @@ class ImportResult:
     post_ids: list[int] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     approved: bool = False
+    actor_email: str = ""
 
     @property
     def imported(self) -> int:
@@ -395,7 +396,7 @@ def import_rows(
     """
     if approve:
         _may_approve(actor)
-    result = ImportResult(approved=approve)
+    result = ImportResult(approved=approve, actor_email=actor.email)
     for row in rows:
         savepoint = s.begin_nested()
         try:

@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner, Result
+
+from amplify import cli, users
+from amplify.cli import PlatformName, app
+from amplify.crypto import encrypt_json
+from amplify.db import session_scope
+from amplify.models import Account, Delivery, Post, User
+from amplify.report import DELIVERY_COLUMNS
+from connectors.registry import PLATFORMS
+
+PASSWORD = "correct horse battery"
+AMPLIFY = str(Path(sys.executable).with_name("amplify"))
+runner = CliRunner()
+
+
+def invoke(*args: str, input: str | None = None) -> Result:
+    return runner.invoke(app, list(args), input=input)
+
+
+@pytest.fixture
+def people(sqlite_url: str) -> str:
+    """An admin, a lead and a volunteer, plus two sandbox accounts."""
+    for email, role in (
+        ("admin@example.org", "admin"),
+        ("lead@example.org", "lead"),
+        ("vol@example.org", "volunteer"),
+    ):
+        result = invoke("users", "add", email, "--role", role, input=PASSWORD + "\n")
+        assert result.exit_code == 0, result.output
+    with session_scope(sqlite_url) as s:
+        for handle in ("team.sandbox", "second.sandbox"):
+            s.add(Account(platform="sandbox", handle=handle, credentials_enc=encrypt_json({})))
+    return sqlite_url
+
+
+def csv_file(tmp_path: Path, rows: str) -> Path:
+    path = tmp_path / "stories.csv"
+    path.write_text("body,accounts,scheduled_for,campaign,link,image,alt_text\n" + rows)
+    return path
+
+
+def test_it_offers_the_same_platforms_as_the_registry() -> None:
+    assert [str(p) for p in PlatformName] == list(PLATFORMS)
+
+
+def test_it_upgrades_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMPLIFY_DATABASE_URL", f"sqlite:///{tmp_path}/fresh.db")
+    from amplify.config import reset_settings
+
+    reset_settings()
+    result = invoke("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.stdout
+    assert (tmp_path / "fresh.db").exists()
+    with session_scope(f"sqlite:///{tmp_path}/fresh.db") as s:
+        assert s.scalars(select(User)).all() == []
+
+
+def test_it_adds_the_first_admin_reading_the_password_from_stdin(sqlite_url: str) -> None:
+    result = invoke(
+        "users", "add", "Ada@Example.org", "--role", "admin", "--name", "Ada", input=PASSWORD + "\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert PASSWORD not in result.output
+    with session_scope(sqlite_url) as s:
+        user = users.authenticate(s, "ada@example.org", PASSWORD)
+        assert user is not None and user.role == "admin" and user.name == "Ada"
+    listed = invoke("users", "list")
+    assert "ada@example.org" in listed.stdout and "admin" in listed.stdout
+
+
+def test_it_has_no_way_to_give_a_password_on_the_command_line(sqlite_url: str) -> None:
+    result = invoke("users", "add", "a@example.org", "--role", "admin", "--password", PASSWORD)
+    assert result.exit_code == 2
+    assert "--password" not in invoke("users", "add", "--help").stdout
+    with session_scope(sqlite_url) as s:
+        assert s.scalars(select(User)).all() == []
+
+
+def test_it_asks_twice_in_a_hidden_prompt_on_a_terminal(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)
+    result = invoke(
+        "users",
+        "add",
+        "t@example.org",
+        "--role",
+        "admin",
+        input=f"{PASSWORD}\nsomething else!\n{PASSWORD}\n{PASSWORD}\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Repeat for confirmation" in result.output
+    assert PASSWORD not in result.output  # hidden: never echoed
+    with session_scope(sqlite_url) as s:
+        assert users.authenticate(s, "t@example.org", PASSWORD) is not None
+
+
+def test_it_exits_1_with_a_plain_message_for_a_user_error(sqlite_url: str) -> None:
+    result = invoke("users", "add", "a@example.org", "--role", "admin", input="short\n")
+    assert result.exit_code == 1
+    assert "Error: Choose a password of at least 10 characters" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_it_records_the_first_admin_as_the_one_adding_people(people: str) -> None:
+    with session_scope(people) as s:
+        roles = {u.email: u.role for u in s.scalars(select(User))}
+    assert roles == {
+        "admin@example.org": "admin",
+        "lead@example.org": "lead",
+        "vol@example.org": "volunteer",
+    }
+    refused = invoke(
+        "users",
+        "add",
+        "x@example.org",
+        "--role",
+        "lead",
+        "--as",
+        "lead@example.org",
+        input=PASSWORD + "\n",
+    )
+    assert refused.exit_code == 1
+    assert "Only admins can" in refused.stderr
+
+
+def test_it_imports_nothing_and_lists_every_bad_line(people: str, tmp_path: Path) -> None:
+    path = csv_file(
+        tmp_path,
+        "Good,sandbox:team.sandbox,2026-03-01 09:00,,,,\n"
+        "Bad,sandbox:ghost.sandbox,,,,,\n"
+        "Worse,sandbox:team.sandbox,soon,,,,\n",
+    )
+    result = invoke("posts", "import", str(path), "--as", "lead@example.org")
+    assert result.exit_code == 1
+    assert "line 3: no account sandbox:ghost.sandbox" in result.stderr
+    assert "line 4: scheduled_for 'soon'" in result.stderr
+    assert "nothing imported" in result.stderr
+    with session_scope(people) as s:
+        assert s.scalars(select(Post)).all() == []
+
+
+def test_it_imports_the_valid_rows_with_skip_invalid(people: str, tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "Good,sandbox:team.sandbox,,,,,\nBad,sandbox:ghost.sandbox,,,,,\n")
+    result = invoke("posts", "import", str(path), "--as", "vol@example.org", "--skip-invalid")
+    assert result.exit_code == 0, result.output
+    assert "Imported 1 story as drafts by vol@example.org" in result.stdout
+    assert "skipped line 3" in result.stderr
+    with session_scope(people) as s:
+        assert [p.body for p in s.scalars(select(Post))] == ["Good"]
+
+
+def test_it_refuses_approve_for_a_volunteer(people: str, tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "Good,sandbox:team.sandbox,2020-01-01 09:00,,,,\n")
+    result = invoke("posts", "import", str(path), "--as", "vol@example.org", "--approve")
+    assert result.exit_code == 1
+    assert "Only leads and admins can approve" in result.stderr
+    with session_scope(people) as s:
+        assert s.scalars(select(Post)).all() == []
+
+
+def test_it_requires_as_when_several_people_could_import(people: str, tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "Good,sandbox:team.sandbox,,,,,\n")
+    result = invoke("posts", "import", str(path))
+    assert result.exit_code == 1
+    assert "--as EMAIL" in result.stderr
+
+
+def test_it_reports_deliveries_as_json_and_csv(people: str, tmp_path: Path) -> None:
+    path = csv_file(
+        tmp_path, "Due,sandbox:team.sandbox;sandbox:second.sandbox,2020-01-01T09:00:00Z,,,,\n"
+    )
+    imported = invoke("posts", "import", str(path), "--as", "lead@example.org", "--approve")
+    assert imported.exit_code == 0, imported.output
+    assert "approved and scheduled" in imported.stdout
+
+    as_json = json.loads(invoke("report", "deliveries", "--format", "json").stdout)
+    assert [r["account"] for r in as_json] == ["sandbox:team.sandbox", "sandbox:second.sandbox"]
+    assert {r["status"] for r in as_json} == {"pending"}
+    assert all(r["attempts"] == 0 and r["remote_id"] is None for r in as_json)
+    with session_scope(people) as s:
+        post_id = s.scalars(select(Delivery.post_id)).first()
+    assert {r["post_id"] for r in as_json} == {post_id}
+
+    text = invoke("report", "deliveries", "--format", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert tuple(rows[0]) == DELIVERY_COLUMNS
+    assert [r["account"] for r in rows] == ["sandbox:team.sandbox", "sandbox:second.sandbox"]
+    assert invoke("report", "deliveries", "--format", "xml").exit_code == 2
+
+
+def _run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AMPLIFY, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+        check=False,
+    )
+
+
+def test_it_exits_0_1_and_2_as_a_real_process(sqlite_url: str) -> None:
+    ok = _run("users", "add", "a@example.org", "--role", "admin", stdin=PASSWORD + "\n")
+    assert ok.returncode == 0, ok.stderr
+    user_error = _run("users", "add", "a@example.org", "--role", "admin", stdin=PASSWORD + "\n")
+    assert user_error.returncode == 1
+    assert "already signs in as a@example.org" in user_error.stderr
+    assert "Traceback" not in user_error.stderr
+    usage = _run("users", "add", "--role", "wizard")
+    assert usage.returncode == 2
+    listed = _run("users", "list")
+    assert listed.returncode == 0 and "a@example.org" in listed.stdout
