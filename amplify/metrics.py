@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from amplify import snapshots
 from amplify.config import get_settings
 from amplify.models import (
     Account,
@@ -45,11 +46,13 @@ log = logging.getLogger(__name__)
 
 ConnectorFor = Callable[[Account], Connector]
 
+# The same words as amplify.analytics.REACH_METHOD (the dashboard's), kept here so the
+# worker and CLI need not import pandas.
 REACH_METHOD = (
-    "Potential reach = followers of each account that published this story + followers of "
-    "each account that reshared it; every account counted once, follower counts as last "
-    "seen. An upper bound on people who could have seen it, not people who did; never "
-    "add it up across stories (the same people follow several accounts)."
+    "Potential reach = followers of the accounts that published the post + followers of each "
+    "account that reshared it, each account counted once, follower counts as last seen. "
+    "It is an upper bound on people who could have seen it, not a count of views, and it is "
+    "never added up across posts (the same people follow many accounts)."
 )
 
 
@@ -267,19 +270,8 @@ def _store(
             result.missing += 1
             advance(d, now)
             continue
-        s.add(
-            MetricSnapshot(
-                delivery_id=d.id,
-                taken_at=now,
-                likes=m.likes,
-                reposts=m.reposts,
-                replies=m.replies,
-                quotes=m.quotes,
-                impressions=m.impressions,
-                bookmarks=m.bookmarks,
-                simulated=m.simulated,
-            )
-        )
+        # snapshots.append keeps the delivery's latest counts and the daily rollup in step.
+        snapshots.append(s, d, m, taken_at=now)
         result.snapshots += 1
         advance(d, now)
         before = previous.get(d.id)

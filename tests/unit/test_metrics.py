@@ -1,0 +1,260 @@
+"""Metrics: snapshots on the decay schedule, batched reads, spreaders, potential reach."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+import pytest
+from factories import make_account, make_delivery, make_post
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from amplify import metrics
+from amplify.db import session_factory
+from amplify.models import (
+    Account,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    MetricSnapshot,
+    Spreader,
+    utcnow,
+)
+from connectors import memory
+from connectors.base import Connector, ConnectorContext, SpreaderInfo
+
+
+class SmallBatchConnector(memory.MemoryConnector):
+    """The memory network read 25 records per call, like Bluesky's getPosts."""
+
+    metrics_batch_size: ClassVar[int] = 25
+
+
+@pytest.fixture(autouse=True)
+def _fresh_network() -> Iterator[None]:
+    memory.reset()
+    yield
+    memory.reset()
+
+
+@pytest.fixture
+def factory(sqlite_url: str) -> sessionmaker[Session]:
+    return session_factory(sqlite_url)
+
+
+def build(account: Account) -> Connector:
+    ctx = ConnectorContext(handle=account.handle, service_url="", credentials={})
+    if account.platform == "bluesky":
+        return SmallBatchConnector(ctx)
+    return memory.MemoryConnector(ctx)
+
+
+def _published(s: Session, account: Account, n: int, *, at: datetime) -> list[Delivery]:
+    """``n`` stories that landed on ``account`` at ``at``, first snapshot due 15 min later."""
+    return [
+        make_delivery(
+            s,
+            post=make_post(s),
+            account=account,
+            status=DeliveryStatus.PUBLISHED,
+            remote_id=f"{account.handle}-{i}",
+            published_at=at,
+            next_metrics_at=at + timedelta(minutes=15),
+        )
+        for i in range(n)
+    ]
+
+
+def test_it_reads_250_x_records_in_3_calls_and_250_bluesky_records_in_10(
+    factory: sessionmaker[Session],
+) -> None:
+    landed = utcnow() - timedelta(minutes=20)
+    with factory() as s:
+        x_accounts = [make_account(s, platform="x") for _ in range(5)]
+        bsky_accounts = [make_account(s, platform="bluesky") for _ in range(5)]
+        for acct in [*x_accounts, *bsky_accounts]:
+            _published(s, acct, 50, at=landed)
+        s.commit()
+
+    result = metrics.sweep(factory, connector_for=build)
+
+    assert result.deliveries == 500
+    assert result.snapshots == 500
+    assert result.calls_by_platform == {"x": 3, "bluesky": 10}
+    assert result.calls == 13
+    assert memory.NETWORK.call_count("fetch_metrics") == 13
+
+
+def test_it_appends_snapshots_and_follows_the_decay_schedule(
+    factory: sessionmaker[Session],
+) -> None:
+    landed = utcnow() - timedelta(minutes=20)
+    with factory() as s:
+        acct = make_account(s, platform="x")
+        (d,) = _published(s, acct, 1, at=landed)
+        s.commit()
+        delivery_id = d.id
+    memory.NETWORK.set_metrics(d.remote_id or "", likes=3)
+
+    first = metrics.sweep(factory, connector_for=build)
+    assert first.snapshots == 1
+    # Nothing is due again until an hour after landing.
+    assert metrics.sweep(factory, connector_for=build).snapshots == 0
+    memory.NETWORK.set_metrics(d.remote_id or "", likes=9, reposts=1)
+    second = metrics.sweep(factory, now=landed + timedelta(minutes=61), connector_for=build)
+    assert second.snapshots == 1
+
+    with factory() as s:
+        snaps = s.scalars(
+            select(MetricSnapshot)
+            .where(MetricSnapshot.delivery_id == delivery_id)
+            .order_by(MetricSnapshot.id)
+        ).all()
+        assert [x.likes for x in snaps] == [3, 9]
+        d2 = s.get(Delivery, delivery_id)
+        assert d2 is not None
+        assert d2.metrics_step == 2
+        assert d2.next_metrics_at == landed + timedelta(minutes=180)
+
+
+def test_it_skips_schedule_points_missed_while_the_worker_was_down(
+    factory: sessionmaker[Session],
+) -> None:
+    landed = utcnow() - timedelta(days=2)
+    with factory() as s:
+        acct = make_account(s, platform="x")
+        (d,) = _published(s, acct, 1, at=landed)
+        s.commit()
+        delivery_id = d.id
+    result = metrics.sweep(factory, connector_for=build)
+    assert result.snapshots == 1  # one reading now, not six to catch up
+    with factory() as s:
+        d2 = s.get(Delivery, delivery_id)
+        assert d2 is not None
+        assert d2.next_metrics_at == landed + timedelta(days=3)
+
+
+def test_it_reads_everything_published_when_forced(factory: sessionmaker[Session]) -> None:
+    landed = utcnow()
+    with factory() as s:
+        acct = make_account(s, platform="x")
+        _published(s, acct, 7, at=landed)
+        s.commit()
+    assert metrics.sweep(factory, connector_for=build).snapshots == 0
+    assert metrics.sweep(factory, connector_for=build, force_all=True).snapshots == 7
+
+
+def test_it_records_resharers_with_follower_counts_only_when_reshares_grew(
+    factory: sessionmaker[Session],
+) -> None:
+    landed = utcnow() - timedelta(minutes=20)
+    with factory() as s:
+        acct = make_account(s, platform="x")
+        (d,) = _published(s, acct, 1, at=landed)
+        s.commit()
+    rid = d.remote_id or ""
+    memory.NETWORK.set_metrics(rid, likes=5, reposts=2)
+    memory.NETWORK.spreaders[rid] = [
+        SpreaderInfo("u1", "nurse_ann", followers_count=120),
+        SpreaderInfo("u2", "dr_bo", followers_count=3400),
+    ]
+    first = metrics.sweep(factory, connector_for=build)
+    assert (first.spreader_calls, first.spreaders) == (1, 2)
+
+    # Same counts next time: no spreader call.
+    again = metrics.sweep(factory, force_all=True, connector_for=build)
+    assert again.spreader_calls == 0
+
+    memory.NETWORK.set_metrics(rid, likes=5, reposts=3)
+    memory.NETWORK.spreaders[rid] = [
+        SpreaderInfo("u1", "nurse_ann", followers_count=150),
+        SpreaderInfo("u2", "dr_bo", followers_count=3400),
+        SpreaderInfo("u3", "clinic_fan", followers_count=None),
+    ]
+    third = metrics.sweep(factory, force_all=True, connector_for=build)
+    assert (third.spreader_calls, third.spreaders) == (1, 1)
+    with factory() as s:
+        rows = {sp.handle: sp.followers_count for sp in s.scalars(select(Spreader))}
+        assert rows == {"nurse_ann": 150, "dr_bo": 3400, "clinic_fan": None}
+
+
+def test_it_counts_each_account_once_in_potential_reach(session: Session) -> None:
+    post = make_post(session)
+    org_x = make_account(session, platform="x", followers_count=1000, remote_user_id="org")
+    org_bsky = make_account(session, platform="bluesky", followers_count=500)
+    advocate = make_account(
+        session, platform="bluesky", followers_count=70, owner_id=post.author_id
+    )
+    dx = make_delivery(session, post=post, account=org_x, status="published", remote_id="1")
+    db = make_delivery(session, post=post, account=org_bsky, status="published", remote_id="2")
+    make_delivery(
+        session,
+        post=post,
+        account=advocate,
+        kind=DeliveryKind.REPOST,
+        status="published",
+        source_id=db.id,
+    )
+    # The same person reshared on two deliveries, and the org's own account shows up too.
+    for delivery, uid, handle, followers in [
+        (dx, "u1", "nurse_ann", 120),
+        (dx, "u2", "dr_bo", 3400),
+        (db, "u9", "nurse_ann.bsky", 80),
+        (dx, "org", "chapter", 1000),
+    ]:
+        session.add(
+            Spreader(
+                delivery_id=delivery.id,
+                platform=delivery.account.platform,
+                remote_user_id=uid,
+                handle=handle,
+                followers_count=followers,
+            )
+        )
+    session.add(
+        Spreader(
+            delivery_id=dx.id,
+            platform="x",
+            remote_user_id="u1",
+            handle="nurse_ann",
+            followers_count=120,
+            kind="quote",
+        )
+    )
+    session.flush()
+
+    result = metrics.potential_reach(session, post.id)
+
+    assert result.publishers == 2
+    assert result.spreaders == 4  # u1, u2 on X; u9 and the advocate on Bluesky
+    assert result.reach == 1000 + 500 + 70 + 120 + 3400 + 80
+    assert "each account counted once" in result.method
+
+
+def test_it_reports_reach_per_story_with_latest_counts(factory: sessionmaker[Session]) -> None:
+    landed = utcnow() - timedelta(minutes=20)
+    with factory() as s:
+        acct = make_account(s, platform="x", followers_count=250)
+        a, b = _published(s, acct, 2, at=landed)
+        s.commit()
+    memory.NETWORK.set_metrics(a.remote_id or "", likes=4, reposts=1)
+    memory.NETWORK.spreaders[a.remote_id or ""] = [SpreaderInfo("u1", "fan", followers_count=40)]
+    metrics.sweep(factory, connector_for=build)
+    memory.NETWORK.set_metrics(a.remote_id or "", likes=6, reposts=1)
+    metrics.sweep(factory, force_all=True, connector_for=build)
+
+    with factory() as s:
+        report = metrics.reach_report(s)
+        snapshots = s.scalar(select(func.count()).select_from(MetricSnapshot))
+    assert snapshots == 4
+    by_post = {r["post_id"]: r for r in report}
+    row = by_post[a.post_id]
+    assert row["likes"] == 6
+    assert row["potential_reach"] == 290
+    assert row["resharer_details"] == [
+        {"platform": "x", "handle": "fan", "kind": "repost", "followers_count": 40}
+    ]
+    assert row["reach_method"] == metrics.REACH_METHOD
+    assert by_post[b.post_id]["potential_reach"] == 250
