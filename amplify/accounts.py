@@ -1,0 +1,492 @@
+"""Social accounts: connect (credentials encrypted at rest), test, reconnect, remove.
+
+Credentials and platform sessions are stored only as Fernet tokens (``amplify.crypto``);
+they are decrypted into a ``ConnectorContext`` at the moment a connector needs them and
+never logged, audited or put in an error message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from amplify import crypto
+from amplify.db import get_engine
+from amplify.errors import AmplifyError, NotFound, ValidationFailed
+from amplify.models import Account, AccountStatus, Delivery, DeliveryStatus, User
+from amplify.permissions import Action, can, require
+from amplify.workflow import audit, notify_hook
+from connectors import registry
+from connectors.base import AuthError, Connector, ConnectorContext, ConnectorError, Identity
+
+DEFAULT_SERVICE_URLS = {"bluesky": "https://bsky.social", "x": "https://api.x.com"}
+X_KEYS = ("api_key", "api_secret", "access_token", "access_token_secret")
+
+_HOW_TO = {
+    "bluesky": (
+        "Paste one line: the app password from Bluesky's Settings → Privacy and security → "
+        "App passwords (it looks like abcd-efgh-ijkl-mnop)."
+    ),
+    "mastodon": (
+        "Paste one line: the access token from your instance's Preferences → Development → "
+        "your application (“Your access token”)."
+    ),
+    "x": (
+        "Paste four lines from the X developer portal (Keys and tokens), in this order: "
+        "API Key, API Key Secret, Access Token, Access Token Secret. Or paste one line "
+        "bearer=<OAuth 2 user token>."
+    ),
+    "sandbox": "The practice network needs no credentials.",
+}
+
+
+@dataclass(frozen=True)
+class PlatformHelp:
+    """What to paste for a platform, for forms and the CLI."""
+
+    platform: str
+    how_to: str
+    service_url_default: str
+    service_url_required: bool
+
+
+def platform_help(platform: str) -> PlatformHelp:
+    _check_platform(platform)
+    return PlatformHelp(
+        platform,
+        _HOW_TO.get(platform, ""),
+        DEFAULT_SERVICE_URLS.get(platform, ""),
+        platform == "mastodon",
+    )
+
+
+def _known_platforms() -> tuple[str, ...]:
+    # PLATFORMS are the ones offered to people; the registry also builds test-only ones.
+    extra = tuple(getattr(registry, "_MODULES", {}))
+    return tuple(dict.fromkeys((*registry.PLATFORMS, *extra)))
+
+
+def _check_platform(platform: str) -> None:
+    if platform not in _known_platforms():
+        raise ValidationFailed(
+            [f"Unknown platform {platform!r}; choose one of: {', '.join(registry.PLATFORMS)}."]
+        )
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def _one_line(platform: str, text: str, key: str) -> dict[str, str]:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if len(lines) != 1 or any(ch.isspace() for ch in lines[0]):
+        found = "nothing" if not lines else f"{len(lines)} line(s)"
+        raise ValidationFailed([f"Got {found}. {_HOW_TO[platform]}"])
+    return {key: lines[0]}
+
+
+def parse_credentials(platform: str, text: str) -> dict[str, str]:
+    """Turn pasted text (CLI stdin, a text box) into the credentials mapping for ``platform``.
+
+    The error says what to paste and never repeats what was pasted.
+    """
+    _check_platform(platform)
+    if platform == "bluesky":
+        return _one_line(platform, text, "app_password")
+    if platform == "mastodon":
+        return _one_line(platform, text, "access_token")
+    if platform == "x":
+        return _parse_x(text)
+    token = (text or "").strip()
+    return {"token": token} if token else {}
+
+
+def _parse_x(text: str) -> dict[str, str]:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if len(lines) == 1 and lines[0].lower().startswith("bearer="):
+        token = lines[0].split("=", 1)[1].strip()
+        if token and not any(ch.isspace() for ch in token):
+            return {"bearer": token}
+        raise ValidationFailed([f"The bearer= line has no token after it. {_HOW_TO['x']}"])
+    named: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.partition("=")
+        if sep and name.strip().lower() in X_KEYS:
+            named[name.strip().lower()] = value.strip()
+    if named and len(named) == len(lines):
+        lines = [named.get(k, "") for k in X_KEYS]
+    if len(lines) != 4 or not all(lines) or any(" " in v for v in lines):
+        raise ValidationFailed([f"Got {len(lines)} usable line(s). {_HOW_TO['x']}"])
+    return dict(zip(X_KEYS, lines, strict=True))
+
+
+def _credential_problems(platform: str, credentials: dict[str, str]) -> list[str]:
+    if platform == "bluesky" and not credentials.get("app_password"):
+        return [f"The app password is missing. {_HOW_TO['bluesky']}"]
+    if platform == "mastodon" and not credentials.get("access_token"):
+        return [f"The access token is missing. {_HOW_TO['mastodon']}"]
+    if platform == "x" and not credentials.get("bearer"):
+        missing = [k.replace("_", " ") for k in X_KEYS if not credentials.get(k)]
+        if missing:
+            return [f"Missing {', '.join(missing)}. {_HOW_TO['x']}"]
+    return []
+
+
+def _clean_credentials(platform: str, credentials: dict[str, str]) -> dict[str, str]:
+    cleaned = {str(k): str(v).strip() for k, v in (credentials or {}).items()}
+    cleaned = {k: v for k, v in cleaned.items() if v}
+    problems = _credential_problems(platform, cleaned)
+    if problems:
+        raise ValidationFailed(problems)
+    return cleaned
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def get_account(s: Session, account_id: int) -> Account:
+    account = s.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"There is no account #{account_id}; reload the page.")
+    return account
+
+
+def list_accounts(
+    s: Session,
+    *,
+    platform: str | None = None,
+    owner_id: int | None = None,
+    include_disabled: bool = False,
+) -> Sequence[Account]:
+    stmt = select(Account).order_by(Account.platform, Account.handle, Account.id)
+    if platform is not None:
+        stmt = stmt.where(Account.platform == platform)
+    if owner_id is not None:
+        stmt = stmt.where(Account.owner_id == owner_id)
+    if not include_disabled:
+        stmt = stmt.where(Account.status != AccountStatus.DISABLED)
+    return s.scalars(stmt).all()
+
+
+def _require_manage(
+    actor: User, account: Account | None = None, owner_id: int | None = None
+) -> None:
+    """Admins manage every account; anyone else only the accounts they own."""
+    if can(actor, Action.MANAGE_ACCOUNTS):
+        return
+    own = owner_id if account is None else account.owner_id
+    if own is not None and own == actor.id and can(actor, Action.CONNECT_OWN_ACCOUNT):
+        return
+    require(actor, Action.MANAGE_ACCOUNTS)  # raises with the admins-only message
+
+
+# --------------------------------------------------------------------------- connectors
+
+
+def context_for(account: Account) -> ConnectorContext:
+    """A connector context for ``account``: credentials decrypted, session restored.
+
+    A refreshed platform session is saved back encrypted: into the account's own session
+    when that is mid-transaction (so it commits with it and never waits on itself for a
+    SQLite lock), otherwise in a short transaction of its own.
+    """
+    owner = object_session(account)
+    engine: Engine = owner.get_bind() if owner is not None else get_engine()  # type: ignore[assignment]
+    account_id = account.id
+
+    def save_session(new_session: str) -> None:
+        token = crypto.encrypt(new_session)
+        current = object_session(account)
+        if current is not None and current.in_transaction():
+            account.session_enc = token
+            return
+        with Session(engine) as s, s.begin():
+            s.execute(update(Account).where(Account.id == account_id).values(session_enc=token))
+        if current is not None:
+            # Keep the loaded object in step without marking it dirty.
+            set_committed_value(account, "session_enc", token)
+
+    return ConnectorContext(
+        handle=account.handle,
+        service_url=account.service_url or DEFAULT_SERVICE_URLS.get(account.platform, ""),
+        credentials={k: str(v) for k, v in crypto.decrypt_json(account.credentials_enc).items()},
+        session=crypto.decrypt(account.session_enc) if account.session_enc else None,
+        on_session_change=save_session,
+        account_id=account_id,
+    )
+
+
+def connector_for(account: Account) -> Connector:
+    return registry.build(account.platform, context_for(account))
+
+
+# --------------------------------------------------------------------------- changes
+
+
+def _service_url(platform: str, service_url: str, handle: str) -> tuple[str, list[str]]:
+    url = (service_url or "").strip().rstrip("/")
+    if not url and platform == "mastodon" and "@" in handle:
+        url = "https://" + handle.rsplit("@", 1)[1]
+    if not url:
+        url = DEFAULT_SERVICE_URLS.get(platform, "")
+    if platform == "mastodon" and not url:
+        return "", ["Give the Mastodon instance URL, for example https://mastodon.social."]
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return url, [
+                f"The service URL must start with https:// (for example "
+                f"{DEFAULT_SERVICE_URLS.get(platform, 'https://mastodon.social')})."
+            ]
+    return url, []
+
+
+def _normalise_handle(platform: str, handle: str) -> str:
+    value = (handle or "").strip().lstrip("@")
+    if platform == "mastodon" and "@" in value:
+        value = value.split("@", 1)[0]
+    return value
+
+
+def add_account(
+    s: Session,
+    actor: User,
+    *,
+    platform: str,
+    handle: str,
+    service_url: str = "",
+    credentials: dict[str, str],
+    owner_id: int | None = None,
+    amplify_opt_in: bool = False,
+) -> Account:
+    """Connect an account. Admins connect any; a team member connects their own."""
+    _require_manage(actor, owner_id=owner_id)
+    _check_platform(platform)
+    problems: list[str] = []
+    clean_handle = _normalise_handle(platform, handle)
+    if not clean_handle:
+        problems.append("Give the account's handle, for example team.bsky.social.")
+    url, url_problems = _service_url(platform, service_url, handle)
+    problems.extend(url_problems)
+    try:
+        creds = _clean_credentials(platform, credentials)
+    except ValidationFailed as exc:
+        problems.extend(exc.problems)
+        creds = {}
+    if owner_id is not None and s.get(User, owner_id) is None:
+        problems.append(f"There is no person #{owner_id} to own this account.")
+    existing = s.scalar(
+        select(Account).where(
+            Account.platform == platform,
+            func.lower(Account.handle) == clean_handle.lower(),
+            Account.service_url == url,
+        )
+    )
+    if existing is not None and existing.status != AccountStatus.DISABLED:
+        problems.append(
+            f"{existing.label} is already connected; use Reconnect to change its credentials."
+        )
+    if problems:
+        raise ValidationFailed(problems)
+
+    if existing is not None:  # removed earlier but kept for its history: bring it back
+        account = existing
+        account.credentials_enc = crypto.encrypt_json(creds)
+        account.session_enc = None
+        account.status = AccountStatus.OK
+        account.last_error = None
+        account.owner_id = owner_id
+        account.amplify_opt_in = amplify_opt_in
+    else:
+        account = Account(
+            platform=platform,
+            handle=clean_handle,
+            service_url=url,
+            credentials_enc=crypto.encrypt_json(creds),
+            owner_id=owner_id,
+            amplify_opt_in=amplify_opt_in,
+            status=AccountStatus.OK,
+        )
+        s.add(account)
+    s.flush()
+    audit(
+        s,
+        actor,
+        "account.added",
+        "account",
+        account.id,
+        platform=platform,
+        handle=clean_handle,
+        owner_id=owner_id,
+    )
+    return account
+
+
+def update_credentials(
+    s: Session, actor: User, account_id: int, *, credentials: dict[str, str]
+) -> Account:
+    """Reconnect: replace the credentials, forget the old session, clear the error."""
+    account = get_account(s, account_id)
+    _require_manage(actor, account)
+    account.credentials_enc = crypto.encrypt_json(_clean_credentials(account.platform, credentials))
+    account.session_enc = None
+    if account.status == AccountStatus.NEEDS_ATTENTION:
+        account.status = AccountStatus.OK
+    account.last_error = None
+    audit(s, actor, "account.reconnected", "account", account.id)
+    s.flush()
+    return account
+
+
+def set_opt_in(s: Session, actor: User, account_id: int, opt_in: bool) -> Account:
+    """Whether this account reshares the team's stories (its owner or an admin decides)."""
+    account = get_account(s, account_id)
+    _require_manage(actor, account)
+    if account.amplify_opt_in != opt_in:
+        account.amplify_opt_in = opt_in
+        audit(s, actor, "account.opt_in" if opt_in else "account.opt_out", "account", account.id)
+        s.flush()
+    return account
+
+
+def mark_needs_attention(s: Session, account: Account, reason: str) -> None:
+    """The platform refused the credentials: stop using the account and tell an admin."""
+    reason = (reason or "").strip() or "the platform refused the credentials; reconnect it"
+    if account.status == AccountStatus.NEEDS_ATTENTION and account.last_error == reason:
+        return
+    account.status = AccountStatus.NEEDS_ATTENTION
+    account.last_error = reason
+    audit(s, None, "account.needs_attention", "account", account.id, reason=reason)
+    s.flush()
+    notify_hook(s, "account_attention", account=account, account_id=account.id, reason=reason)
+
+
+def test_account(s: Session, actor: User, account_id: int) -> Identity:
+    """Sign in and say who the account is; record what the platform said.
+
+    On success the account's name, id and follower count are refreshed (the caller
+    commits). On failure the account's status and last error are recorded, **this
+    commits** (a refused sign-in must be remembered), and the ConnectorError is re-raised
+    with a plain reason: AuthError marks the account as needing attention.
+    """
+    account = get_account(s, account_id)
+    _require_manage(actor, account)
+    try:
+        identity = connector_for(account).whoami()
+    except AuthError as exc:
+        mark_needs_attention(s, account, str(exc))
+        s.commit()
+        raise
+    except ConnectorError as exc:
+        account.last_error = str(exc)
+        audit(s, actor, "account.test_failed", "account", account.id, reason=str(exc))
+        s.commit()
+        raise
+    except AmplifyError as exc:  # e.g. credentials sealed with another secret key
+        mark_needs_attention(s, account, str(exc))
+        s.commit()
+        raise AuthError(str(exc)) from None
+    account.display_name = identity.display_name or account.display_name
+    account.remote_user_id = identity.remote_user_id
+    if identity.followers_count is not None:
+        account.followers_count = identity.followers_count
+    account.status = AccountStatus.OK
+    account.last_error = None
+    audit(
+        s,
+        actor,
+        "account.tested",
+        "account",
+        account.id,
+        remote_user_id=identity.remote_user_id,
+        followers=identity.followers_count,
+    )
+    s.flush()
+    return identity
+
+
+# Not a pytest test, whatever its name says (tests import this module).
+test_account.__test__ = False  # type: ignore[attr-defined]
+
+_IN_FLIGHT = (DeliveryStatus.CLAIMED, DeliveryStatus.RECONCILE)
+
+
+def remove_account(s: Session, actor: User, account_id: int, *, force: bool = False) -> None:
+    """Disconnect an account. Its credentials are erased; its history is kept if it has one.
+
+    Refused while it has scheduled sends (unless ``force``, which cancels them) and always
+    while a send is being published from it right now.
+    """
+    account = get_account(s, account_id)
+    _require_manage(actor, account)
+    rows = s.execute(
+        select(Delivery.status, func.count(Delivery.id))
+        .where(Delivery.account_id == account.id)
+        .group_by(Delivery.status)
+    ).all()
+    counts: dict[str, int] = {str(status): int(n) for status, n in rows}
+    in_flight = sum(counts.get(st, 0) for st in _IN_FLIGHT)
+    if in_flight:
+        raise ValidationFailed([f"{account.label} is publishing right now; try again in a minute."])
+    pending = counts.get(DeliveryStatus.PENDING, 0)
+    if pending and not force:
+        raise ValidationFailed(
+            [
+                f"{account.label} has {pending} scheduled send(s); cancel those stories or "
+                "remove the account anyway (its scheduled sends will be cancelled)."
+            ]
+        )
+    if pending:
+        s.execute(
+            update(Delivery)
+            .where(Delivery.account_id == account.id, Delivery.status == DeliveryStatus.PENDING)
+            .values(status=DeliveryStatus.CANCELLED)
+            .execution_options(synchronize_session="fetch")
+        )
+    audit(
+        s,
+        actor,
+        "account.removed",
+        "account",
+        account.id,
+        platform=account.platform,
+        handle=account.handle,
+        cancelled=pending,
+    )
+    if sum(counts.values()) == 0:
+        s.delete(account)
+    else:
+        account.status = AccountStatus.DISABLED
+        account.credentials_enc = crypto.encrypt_json({})
+        account.session_enc = None
+        account.amplify_opt_in = False
+        account.last_error = "removed"
+    s.flush()
+
+
+def disconnect_reason(account: Account) -> str | None:
+    """Why an account cannot publish now, for pages; None when it can."""
+    if account.status == AccountStatus.OK:
+        return None
+    if account.status == AccountStatus.DISABLED:
+        return "removed"
+    return account.last_error or "needs attention: reconnect it"
+
+
+def summary(account: Account) -> dict[str, Any]:
+    """A safe summary of an account (no secrets), e.g. for JSON output."""
+    return {
+        "id": account.id,
+        "platform": account.platform,
+        "handle": account.handle,
+        "service_url": account.service_url,
+        "status": account.status,
+        "followers_count": account.followers_count,
+        "amplify_opt_in": account.amplify_opt_in,
+        "owner_id": account.owner_id,
+    }
