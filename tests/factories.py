@@ -31,8 +31,13 @@ from amplify.models import (
 _seq = itertools.count(1)
 
 
+def _unique() -> str:
+    """A short unique suffix (unique even if this module is imported under two names)."""
+    return f"{next(_seq)}-{uuid.uuid4().hex[:6]}"
+
+
 def make_user(s: Session, *, role: str = Role.LEAD, **fields: Any) -> User:
-    n = next(_seq)
+    n = _unique()
     values: dict[str, Any] = {
         "email": f"user{n}@example.org",
         "name": f"User {n}",
@@ -54,7 +59,7 @@ def make_account(
     credentials: dict[str, str] | None = None,
     **fields: Any,
 ) -> Account:
-    n = next(_seq)
+    n = _unique()
     account = Account(
         platform=platform,
         handle=handle or f"account{n}",
@@ -67,7 +72,7 @@ def make_account(
 
 
 def make_campaign(s: Session, **fields: Any) -> Campaign:
-    n = next(_seq)
+    n = _unique()
     values: dict[str, Any] = {"name": f"Campaign {n}", "utm_campaign": f"campaign-{n}"}
     values.update(fields)
     campaign = Campaign(**values)

@@ -1,0 +1,370 @@
+"""The exactly-once publishing path for one claimed delivery.
+
+``publish_one``: the claim is already committed (``queue.claim_due``) → the connector
+publishes, each thread part committed as it lands (``queue.record_part``) → the receipt is
+committed right after (``queue.complete``), or the error is filed (``queue.fail``).
+
+Nothing here holds a database transaction while a platform is being called (on SQLite
+that would hold the write lock for the whole network round trip).
+
+If a part may have landed without being recorded (the database failed mid-thread, or
+``complete`` could not be written), the delivery is left alone: its lease runs out, it
+goes to ``reconcile``, and ``reconcile_one`` asks the platform what landed before
+anything is sent again. Nothing is ever blindly re-sent.
+
+Post-publish hooks: the worker calls ``amplification.on_published`` after each landed
+delivery (it is not repeated here, so an amplification wave is started once); this module
+tells people through ``notify.emit``: ``published`` (to the author, once the story is out
+everywhere), ``delivery_failed`` and ``account_attention``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from amplify import queue
+from amplify.config import get_settings
+from amplify.models import Account, Delivery, DeliveryKind, DeliveryStatus, PostState
+from amplify.retry import DEFAULT_POLICY, RetryPolicy
+from connectors.base import (
+    AuthError,
+    Connector,
+    ConnectorError,
+    Media,
+    OutgoingPost,
+    PermanentError,
+    RateLimited,
+    Receipt,
+    TransientError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    PUBLISHED = "published"
+    RETRY = "retry"  # transient error: pending at backoff
+    RATE_LIMITED = "rate_limited"  # pending at the platform's reset time
+    FAILED = "failed"  # permanent, or gave up: a lead must look
+    NEEDS_ATTENTION = "needs_attention"  # auth error: the account needs an admin
+    RECONCILE = "reconcile"  # reconciliation could not ask the platform yet; tries later
+    REQUEUED = "requeued"  # reconciliation: nothing landed, back to pending
+    RESUMED = "resumed"  # reconciliation: some thread parts landed, the rest will follow
+    LEASE_LOST = "lease_lost"  # another worker owns it now; nothing was changed
+    NOT_CLAIMED = "not_claimed"  # this worker does not hold the delivery
+    UNCERTAIN = "uncertain"  # something landed but could not be recorded: reconcile will
+
+
+ConnectorFactory = Callable[[Account], Connector]
+
+
+class LeaseLost(Exception):
+    """Raised from ``on_part`` to stop a thread when this worker no longer holds the lease."""
+
+
+# --------------------------------------------------------------------------- building
+
+
+def outgoing_for(delivery: Delivery) -> OutgoingPost:
+    """What to send for ``delivery``: the platform's text (override, link with UTM, campaign
+    hashtags, split into a thread if long), media with alt text, parts already landed."""
+    from amplify import textrules
+
+    post = delivery.post
+    platform = delivery.account.platform
+    campaign = post.campaign
+    slug = (campaign.utm_campaign or None) if campaign is not None else None
+    utm = bool(campaign is not None and campaign.utm_enabled)
+    override = (post.overrides or {}).get(platform)
+    parts = textrules.render(
+        platform,
+        post.body,
+        link=post.link,
+        campaign_slug=slug,
+        utm=utm,
+        hashtags=campaign.hashtags if campaign is not None else "",
+        override=override if isinstance(override, str) else None,
+    )
+    link = post.link.strip() if post.link and post.link.strip() else None
+    if link and utm:
+        link = textrules.add_utm(link, platform, slug)
+    data_dir = Path(get_settings().data_dir)
+    media = tuple(
+        Media(path=str(data_dir / m.path), alt_text=m.alt_text, mime_type=m.mime_type)
+        for m in post.media
+    )
+    return OutgoingPost(
+        parts=tuple(parts),
+        idempotency_key=delivery.idempotency_key,
+        media=media,
+        link=link,
+        landed=tuple(queue.landed_receipts(delivery)),
+    )
+
+
+def _default_connector_for(account: Account) -> Connector:
+    from amplify.accounts import connector_for
+
+    return connector_for(account)
+
+
+def _source_receipt(s: Session, delivery: Delivery) -> Receipt:
+    source = s.get(Delivery, delivery.source_id) if delivery.source_id else None
+    if source is None or source.status != DeliveryStatus.PUBLISHED or not source.remote_id:
+        raise PermanentError(
+            "the post to reshare has not been published (or was removed); "
+            "publish the original first, then retry this repost"
+        )
+    return Receipt(
+        remote_id=source.remote_id,
+        uri=source.remote_uri,
+        cid=source.remote_cid,
+        url=source.remote_url,
+    )
+
+
+def _unexpected(exc: BaseException, doing: str) -> TransientError:
+    """An error no connector should raise, reduced to its type name (messages may hold
+    secrets: a URL with a token, a request body)."""
+    log.error("unexpected %s while %s; treated as transient", type(exc).__name__, doing)
+    return TransientError(
+        f"unexpected {type(exc).__name__} while {doing}; it will be retried "
+        "(if this repeats, check the worker log)"
+    )
+
+
+# --------------------------------------------------------------------------- filing results
+
+
+def _notify(s: Session, event: str, **data: Any) -> None:
+    """``notify.emit`` if that module exists; a notification never breaks publishing."""
+    try:
+        from amplify import notify
+    except ImportError:
+        return
+    try:
+        notify.emit(s, event, **data)
+    except Exception:
+        log.exception("could not queue the %r notification; publishing carries on", event)
+
+
+def _file_failure(
+    factory: sessionmaker[Session],
+    delivery_id: int,
+    worker_id: str,
+    error: ConnectorError,
+    policy: RetryPolicy,
+) -> Outcome:
+    with factory() as s:
+        status = queue.fail(s, delivery_id, worker_id, error, policy=policy)
+        if status is None:
+            s.rollback()
+            return Outcome.LEASE_LOST
+        delivery = s.get(Delivery, delivery_id)
+        if isinstance(error, AuthError) and delivery is not None:
+            _notify(s, "account_attention", account=delivery.account, reason=str(error))
+        elif status == DeliveryStatus.FAILED and delivery is not None:
+            _notify(s, "delivery_failed", delivery=delivery, reason=delivery.last_error)
+        s.commit()
+    log.info("delivery %s: %s (%s)", delivery_id, status, error.kind)
+    if isinstance(error, AuthError):
+        return Outcome.NEEDS_ATTENTION
+    if status == DeliveryStatus.FAILED:
+        return Outcome.FAILED
+    if status == DeliveryStatus.RECONCILE:
+        return Outcome.RECONCILE
+    if isinstance(error, RateLimited):
+        return Outcome.RATE_LIMITED
+    return Outcome.RETRY
+
+
+def _file_success(
+    factory: sessionmaker[Session], delivery_id: int, worker_id: str, receipts: list[Receipt]
+) -> Outcome:
+    """Commit the receipts; on a database error leave the delivery for reconciliation."""
+    try:
+        with factory() as s:
+            delivery = s.get(Delivery, delivery_id)
+            was = delivery.post.state if delivery is not None else None
+            if not queue.complete(s, delivery_id, worker_id, receipts):
+                s.rollback()
+                return Outcome.LEASE_LOST
+            assert delivery is not None
+            post = delivery.post
+            if was != PostState.PUBLISHED and post.state == PostState.PUBLISHED:
+                _notify(s, "published", post=post, post_id=post.id)
+            s.commit()
+    except Exception as exc:
+        log.error(
+            "delivery %s landed but its receipt could not be saved (%s); "
+            "it will be reconciled when its lease runs out",
+            delivery_id,
+            type(exc).__name__,
+        )
+        return Outcome.UNCERTAIN
+    log.info("delivery %s published", delivery_id)
+    return Outcome.PUBLISHED
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+@dataclass
+class _Progress:
+    lease_lost: bool = False
+    unrecorded: bool = False  # a part landed and could not be written down
+
+
+def publish_one(
+    factory: sessionmaker[Session],
+    delivery_id: int,
+    worker_id: str,
+    *,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    connector_for: ConnectorFactory | None = None,
+) -> str:
+    """Publish one delivery this worker has claimed; the outcome (an ``Outcome`` value)."""
+    build = connector_for or _default_connector_for
+    with factory() as s:
+        delivery = s.get(Delivery, delivery_id)
+        if (
+            delivery is None
+            or delivery.status != DeliveryStatus.CLAIMED
+            or delivery.lease_owner != worker_id
+        ):
+            return Outcome.NOT_CLAIMED
+        is_repost = delivery.kind == DeliveryKind.REPOST
+        key = delivery.idempotency_key
+        try:
+            connector = build(delivery.account)
+            target = _source_receipt(s, delivery) if is_repost else None
+            outgoing = None if is_repost else outgoing_for(delivery)
+        except ConnectorError as exc:
+            s.rollback()
+            return _file_failure(factory, delivery_id, worker_id, exc, policy)
+        except Exception as exc:
+            s.rollback()
+            odd = _unexpected(exc, "preparing the post")
+            return _file_failure(factory, delivery_id, worker_id, odd, policy)
+        s.rollback()  # read only: end the transaction before calling the platform
+
+    progress = _Progress()
+    lock = threading.Lock()
+
+    def on_part(index: int, receipt: Receipt) -> None:
+        with lock:
+            try:
+                with factory() as ps:
+                    kept = queue.record_part(ps, delivery_id, worker_id, index, receipt)
+                    ps.commit()
+            except Exception:
+                progress.unrecorded = True
+                raise
+            if not kept:
+                progress.lease_lost = True
+                raise LeaseLost(f"delivery {delivery_id} is no longer leased to {worker_id}")
+
+    try:
+        if target is not None:
+            receipts = [connector.repost(target, key)]
+        else:
+            assert outgoing is not None
+            receipts = connector.publish(outgoing, on_part=on_part)
+    except LeaseLost:
+        return Outcome.LEASE_LOST
+    except Exception as exc:
+        if progress.lease_lost:
+            return Outcome.LEASE_LOST
+        if progress.unrecorded:
+            log.error(
+                "delivery %s: a thread part landed but could not be recorded; "
+                "leaving it for reconciliation",
+                delivery_id,
+            )
+            return Outcome.UNCERTAIN
+        error = exc if isinstance(exc, ConnectorError) else _unexpected(exc, "publishing")
+        return _file_failure(factory, delivery_id, worker_id, error, policy)
+    if not receipts:
+        empty = TransientError("the platform accepted the post but returned no record of it")
+        return _file_failure(factory, delivery_id, worker_id, empty, policy)
+    return _file_success(factory, delivery_id, worker_id, receipts)
+
+
+def reconcile_one(
+    factory: sessionmaker[Session],
+    delivery_id: int,
+    worker_id: str,
+    *,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    connector_for: ConnectorFactory | None = None,
+) -> str:
+    """A delivery whose lease expired mid-publish: ask the platform what landed.
+
+    Everything landed → published (no second send). Some thread parts landed → recorded,
+    back to pending to continue after them. Nothing landed → back to pending (safe: the
+    platform has nothing; on Bluesky the rkey from the idempotency key makes even a race
+    harmless). A repost goes back to pending: resharing is idempotent on every platform.
+    """
+    build = connector_for or _default_connector_for
+    with factory() as s:
+        delivery = s.get(Delivery, delivery_id)
+        if (
+            delivery is None
+            or delivery.status != DeliveryStatus.RECONCILE
+            or delivery.lease_owner != worker_id
+        ):
+            return Outcome.NOT_CLAIMED
+        if delivery.kind == DeliveryKind.REPOST:
+            queue.requeue(s, delivery_id, worker_id)
+            s.commit()
+            return Outcome.REQUEUED
+        try:
+            connector = build(delivery.account)
+            outgoing = outgoing_for(delivery)
+        except ConnectorError as exc:
+            s.rollback()
+            return _file_failure(factory, delivery_id, worker_id, exc, policy)
+        except Exception as exc:
+            s.rollback()
+            odd = _unexpected(exc, "preparing to reconcile")
+            return _file_failure(factory, delivery_id, worker_id, odd, policy)
+        s.rollback()
+
+    try:
+        found = connector.find_published(outgoing) or []
+    except Exception as exc:
+        error = exc if isinstance(exc, ConnectorError) else _unexpected(exc, "reconciling")
+        return _file_failure(factory, delivery_id, worker_id, error, policy)
+
+    recorded = list(outgoing.landed)
+    landed = found if len(found) >= len(recorded) else recorded
+    if landed and len(landed) >= len(outgoing.parts):
+        log.info("delivery %s had landed before its lease expired; recording it", delivery_id)
+        return _file_success(factory, delivery_id, worker_id, list(landed))
+    with factory() as s:
+        for index, receipt in enumerate(landed):
+            if not queue.record_part(s, delivery_id, worker_id, index, receipt):
+                s.rollback()
+                return Outcome.LEASE_LOST
+        if not queue.requeue(s, delivery_id, worker_id):
+            s.rollback()
+            return Outcome.LEASE_LOST
+        s.commit()
+    if landed:
+        log.info(
+            "delivery %s: %d of %d thread parts had landed; the rest will follow",
+            delivery_id,
+            len(landed),
+            len(outgoing.parts),
+        )
+        return Outcome.RESUMED
+    log.info("delivery %s: nothing had landed; back in the queue", delivery_id)
+    return Outcome.REQUEUED
