@@ -98,3 +98,40 @@ def memory_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Cont
 
 
 ENVS: list[tuple[str, EnvFactory]] = [("sandbox", sandbox_env), ("memory", memory_env)]
+
+
+# --------------------------------------------------------------------------- x
+
+
+def x_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, ContractHelpers]]:
+    """The real X connector (tweepy) against the local X API stand-in on 127.0.0.1."""
+    from connectors.x import XConnector
+    from tests.fakes.x_server import XFakeServer
+
+    handle = "contract_x"
+    creds = {
+        "api_key": "contract-consumer-key",
+        "api_secret": "contract-consumer-secret",
+        "access_token": "contract-access-token",
+        "access_token_secret": "contract-access-secret",
+    }
+    with XFakeServer() as server:
+        server.add_user(
+            handle,
+            token=creds["access_token"],
+            token_secret=creds["access_token_secret"],
+            consumer_secret=creds["api_secret"],
+        )
+        connector = XConnector(
+            ConnectorContext(handle=handle, service_url=server.url, credentials=creds)
+        )
+
+        def reply_parent(receipt: Receipt) -> str | None:
+            post = next(p for p in server.posts if p["id"] == receipt.remote_id)
+            parent: str | None = post["in_reply_to"]
+            return parent
+
+        yield connector, ContractHelpers(handle, lambda: server.count_posts(handle), reply_parent)
+
+
+ENVS.append(("x", x_env))
