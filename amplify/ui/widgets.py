@@ -16,6 +16,7 @@ from amplify.errors import AmplifyError, Conflict, ValidationFailed
 from amplify.models import User
 from amplify.ui import state
 
+REFUSAL_HINT = "This page is not open to you. Pick one from the menu, or ask an admin."
 PRACTICE_LABEL = "Sandbox — practice network, nothing is really posted"
 
 STATUS_COLOURS = {
@@ -46,8 +47,8 @@ def guard(action: permissions.Action) -> User:
     user = state.current_user()
     reason = permissions.refusal(user, action)
     if reason is not None:
-        st.error(f"🚫 {reason}", icon=None)
-        st.caption("Pick a page you can use from the menu, or ask an admin for access.")
+        st.error(reason, icon="🚫")
+        st.caption(REFUSAL_HINT)
         st.stop()
     assert user is not None
     return user

@@ -67,3 +67,38 @@ def texts(at: AppTest) -> str:
                  "success", "warning", "error"):
         parts.extend(str(el.value) for el in getattr(at, kind))
     return "\n".join(parts)
+
+
+def add_sandbox_account(handle: str = "team.sandbox", *, owner_id: int | None = None) -> int:
+    """An organisation (or advocate) practice account, stored as the accounts service would."""
+    from amplify.crypto import encrypt_json
+    from amplify.models import Account
+
+    with session_scope() as s:
+        acct = Account(
+            platform="sandbox",
+            handle=handle,
+            credentials_enc=encrypt_json({}),
+            owner_id=owner_id,
+        )
+        s.add(acct)
+        s.flush()
+        return acct.id
+
+
+def submitted_story(author_id: int, body: str = "Our clinic cut wait times by half.") -> int:
+    from amplify import workflow
+
+    with session_scope() as s:
+        author = s.get(User, author_id)
+        assert author is not None
+        post = workflow.create_draft(s, author, body=body, target_platforms=["sandbox"])
+        workflow.submit(s, author, post.id)
+        return post.id
+
+
+def button(at: AppTest, label: str, index: int = 0):  # noqa: ANN201 - AppTest widget
+    """The index-th button with this label (fails clearly when there is none)."""
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
+    return found[index]

@@ -1,0 +1,129 @@
+"""Share a story and My stories: previews, images with alt text, drafts, submit, nothing lost."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import button, texts
+from PIL import Image
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from amplify.config import get_settings
+from amplify.db import session_scope
+from amplify.models import Post
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), "teal").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _posts() -> list[Post]:
+    with session_scope() as s:
+        posts = list(s.scalars(select(Post).order_by(Post.id)))
+        for p in posts:
+            _ = p.media
+        s.expunge_all()
+        return posts
+
+
+def test_it_submits_a_story_for_review(app_as: Callable[..., AppTest]) -> None:
+    at = app_as("volunteer", "share.py")
+    at.text_area(key="keep_share_body").input("Our clinic cut ER wait times in half.")
+    at.multiselect(key="keep_share_platforms").set_value(["sandbox"])
+    at.run()
+    button(at, "Submit for review").click().run()
+    [post] = _posts()
+    assert post.state == "submitted"
+    assert post.body == "Our clinic cut ER wait times in half."
+    assert post.target_platforms == ["sandbox"]
+    assert "with the leads for review" in texts(at)
+    assert at.text_area(key="keep_share_body").value == "", "the form starts fresh after success"
+
+
+def test_it_shows_live_counters_and_the_thread_split(app_as: Callable[..., AppTest]) -> None:
+    at = app_as("volunteer", "share.py")
+    at.multiselect(key="keep_share_platforms").set_value(["x", "sandbox"])
+    at.text_area(key="keep_share_body").input("Short win.").run()
+    shown = texts(at)
+    assert "**X** — 10/280 (270 left)" in shown
+    assert "practice network" in shown
+    long = " ".join(["Volunteers staffed the screening tent all weekend."] * 8)
+    at.text_area(key="keep_share_body").input(long).run()
+    assert "a thread of 2 posts" in texts(at)
+
+
+def test_it_keeps_everything_typed_when_validation_fails(app_as: Callable[..., AppTest]) -> None:
+    at = app_as("volunteer", "share.py")
+    at.text_input(key="keep_share_link").input("not a link")
+    at.text_area(key="keep_share_body").input("A story with a bad link.")
+    at.run()
+    button(at, "Save draft").click().run()
+    assert any("http://" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.text_area(key="keep_share_body").value == "A story with a bad link."
+    assert at.text_input(key="keep_share_link").value == "not a link"
+    assert _posts() == []
+
+
+def test_it_keeps_the_typed_story_across_a_page_switch(app_as: Callable[..., AppTest]) -> None:
+    at = app_as("volunteer", "share.py")
+    at.text_area(key="keep_share_body").input("Half written…").run()
+    at.switch_page("amplify/ui/pages/my_stories.py").run()
+    at.switch_page("amplify/ui/pages/share.py").run()
+    assert at.text_area(key="keep_share_body").value == "Half written…"
+
+
+def test_it_requires_alt_text_and_saves_images_under_uuid_names(
+    app_as: Callable[..., AppTest],
+) -> None:
+    at = app_as("volunteer", "share.py")
+    at.text_area(key="keep_share_body").input("Look at our new screening van.")
+    at.file_uploader[0].set_value(("van.png", _png(), "image/png"))
+    at.run()
+    button(at, "Save draft").click().run()
+    assert any("alt text" in e.value for e in at.error)
+    assert _posts() == []
+    media_dir = get_settings().data_dir / "media"
+    assert not any(media_dir.glob("*")) if media_dir.exists() else True
+    at.text_input(key="keep_share_alt_van.png").input("A white van with a red cross.")
+    at.run()
+    button(at, "Save draft").click().run()
+    [post] = _posts()
+    assert post.state == "draft"
+    [media] = post.media
+    assert media.alt_text == "A white van with a red cross."
+    assert media.path.startswith("media/") and "van" not in media.path
+    assert (Path(get_settings().data_dir) / media.path).read_bytes() == _png()
+
+
+def test_it_lists_my_drafts_and_submits_one(app_as: Callable[..., AppTest]) -> None:
+    at = app_as("volunteer", "share.py")
+    at.text_area(key="keep_share_body").input("Draft to finish later.").run()
+    button(at, "Save draft").click().run()
+    at.switch_page("amplify/ui/pages/my_stories.py").run()
+    assert "Drafts (1)" in texts(at)
+    button(at, "Submit for review").click().run()
+    assert _posts()[0].state == "submitted"
+    assert "Waiting for review (1)" in texts(at)
+    button(at, "Withdraw").click().run()
+    assert _posts()[0].state == "draft"
+
+
+def test_it_edits_a_draft_from_my_stories(app_as: Callable[..., AppTest]) -> None:
+    at = app_as("volunteer", "share.py")
+    at.text_area(key="keep_share_body").input("First version.").run()
+    button(at, "Save draft").click().run()
+    at.switch_page("amplify/ui/pages/my_stories.py").run()
+    button(at, "Edit").click().run()
+    assert "Editing your draft" in texts(at)
+    # AppTest keeps re-requesting the last switch_page target; follow st.switch_page.
+    at.switch_page("amplify/ui/pages/share.py")
+    assert at.text_area(key="keep_share_body").value == "First version."
+    at.text_area(key="keep_share_body").input("Second version.").run()
+    button(at, "Save draft").click().run()
+    [post] = _posts()
+    assert post.body == "Second version."
