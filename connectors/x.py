@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 import requests
 import tweepy
-import twitter_text
 
+from amplify import textrules
 from connectors.base import (
     AuthError,
     ConnectorContext,
@@ -81,8 +81,8 @@ def status_url(handle: str, tweet_id: str) -> str:
 
 
 def weighted_length(text: str) -> int:
-    """X's weighted length (URLs 23, CJK and emoji 2), after NFC as X does."""
-    return int(twitter_text.parse_tweet(unicodedata.normalize("NFC", text)).weightedLength)
+    """X's weighted length (URLs 23, CJK and emoji 2, after NFC), as textrules counts it."""
+    return textrules.length("x", text)
 
 
 def created_at_from_id(tweet_id: str) -> datetime | None:
@@ -251,9 +251,7 @@ class XConnector:
     def _translate(self, exc: Exception) -> ConnectorError:
         host = urlsplit(self.base_url).netloc or self.base_url
         if isinstance(exc, tweepy.TooManyRequests):
-            retry_at = (
-                datetime.fromtimestamp(exc.reset_time, UTC) if exc.reset_time else None
-            )
+            retry_at = datetime.fromtimestamp(exc.reset_time, UTC) if exc.reset_time else None
             when = f" until {retry_at:%H:%M} UTC" if retry_at else ""
             return RateLimited(
                 f"X rate limit reached for @{self.handle}; waiting{when} before trying again",

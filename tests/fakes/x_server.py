@@ -191,16 +191,17 @@ class _State:
         self.calls: Counter[str] = Counter()
         self.faults: deque[Fault] = deque()
         self.windows: dict[tuple[str, str], tuple[float, int]] = {}
+        self.texts: set[tuple[str, str]] = set()  # (author id, text) of live posts
         self._seq = 0
+        self._last_id = 0
         self._next_user = 1000
 
     def snowflake(self) -> str:
+        """A fresh id carrying the current time, as X's ids do; strictly increasing."""
         self._seq = (self._seq + 1) % 4096
         ms = int(time.time() * 1000) - SNOWFLAKE_EPOCH_MS
-        candidate = (ms << 22) | (1 << 12) | self._seq
-        last = max((int(i) for i in self.posts), default=0)
-        last = max(last, max((int(i) for i in self.media), default=0))
-        return str(max(candidate, last + 1))
+        self._last_id = max((ms << 22) | (1 << 12) | self._seq, self._last_id + 1)
+        return str(self._last_id)
 
     def add_user(
         self,
@@ -738,9 +739,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise invalid_request("media.media_ids", media_id, "Your media IDs are invalid.")
         if len(media_ids) > 4:
             raise invalid_request("media.media_ids", media_ids, "Too many media IDs (4 at most).")
-        for post in state.posts.values():
-            if post["author_id"] == user.id and post["text"] == text:
-                raise problem(403, "Forbidden", DUPLICATE_DETAIL)
+        if (user.id, text) in state.texts:
+            raise problem(403, "Forbidden", DUPLICATE_DETAIL)
         tweet_id = state.snowflake()
         now = datetime.now(UTC)
         conversation = state.posts[str(reply_to)]["conversation_id"] if reply_to else tweet_id
@@ -763,6 +763,7 @@ class _Handler(BaseHTTPRequestHandler):
             },
         }
         state.posts_created += 1
+        state.texts.add((user.id, text))
         if reply_to:
             state.posts[str(reply_to)]["public_metrics"]["reply_count"] += 1
         if quote:
@@ -781,6 +782,7 @@ class _Handler(BaseHTTPRequestHandler):
                 403, "Forbidden", "You are not allowed to delete a Tweet you did not author."
             )
         del state.posts[tweet_id]
+        state.texts.discard((user.id, post["text"]))
         state.deleted.add(tweet_id)
         return 200, {"data": {"deleted": True}}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -263,3 +264,23 @@ def test_it_adds_the_configured_latency_to_each_request() -> None:
         started = time.monotonic()
         connect(server).whoami()
         assert time.monotonic() - started >= 0.3
+
+
+def test_it_counts_concurrent_posts_from_many_threads_exactly(server: XFakeServer) -> None:
+    errors: list[Exception] = []
+
+    def post(n: int) -> None:
+        try:
+            connect(server).publish(thread(f"parallel story {n}"))
+        except Exception as exc:  # collected, asserted below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=post, args=(n,)) for n in range(20)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    assert len({p["id"] for p in server.posts}) == 20
+    assert server.stats()["posts_created"] == 20
+    assert server.calls["POST /2/tweets"] == 20
