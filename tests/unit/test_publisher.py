@@ -9,7 +9,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from amplify import publisher, queue, textrules
-from amplify.crypto import decrypt_json
+from amplify.accounts import connector_for
 from amplify.db import session_factory
 from amplify.models import (
     Account,
@@ -22,11 +22,9 @@ from amplify.models import (
     utcnow,
 )
 from amplify.retry import RetryPolicy
-from connectors import memory, registry
+from connectors import memory
 from connectors.base import (
     AuthError,
-    Connector,
-    ConnectorContext,
     PermanentError,
     RateLimited,
     Receipt,
@@ -49,27 +47,6 @@ def _memory_platform(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     memory.reset()
     yield
     memory.reset()
-
-
-@pytest.fixture
-def build() -> publisher.ConnectorFactory | None:
-    """The accounts service's connector_for once it exists; until then the same thing
-    built here from the registry (decrypting the stored credentials)."""
-    try:
-        import amplify.accounts  # noqa: F401
-    except ImportError:
-
-        def connector_for(account: Account) -> Connector:
-            context = ConnectorContext(
-                handle=account.handle,
-                service_url=account.service_url,
-                credentials=decrypt_json(account.credentials_enc),
-                account_id=account.id,
-            )
-            return registry.build(account.platform, context)
-
-        return connector_for
-    return None  # the default path: amplify.accounts.connector_for
 
 
 @pytest.fixture
@@ -164,10 +141,10 @@ def test_it_splits_a_long_story_into_a_thread_and_attaches_media_by_absolute_pat
 # --------------------------------------------------------------------------- publishing
 
 
-def test_it_publishes_a_claimed_delivery_once_and_keeps_the_receipt(factory, build) -> None:
+def test_it_publishes_a_claimed_delivery_once_and_keeps_the_receipt(factory) -> None:
     did, handle = new_delivery(factory, body="Our clinic cut wait times in half.")
     assert claimed(factory) == [did]
-    outcome = publisher.publish_one(factory, did, "w1", connector_for=build)
+    outcome = publisher.publish_one(factory, did, "w1")
     assert outcome == "published"
     (record,) = NET.published(handle)
     assert record.text == "Our clinic cut wait times in half."
@@ -178,11 +155,11 @@ def test_it_publishes_a_claimed_delivery_once_and_keeps_the_receipt(factory, bui
         assert s.get(Post, d.post_id).state == PostState.PUBLISHED  # type: ignore[union-attr]
 
 
-def test_it_does_nothing_for_a_delivery_this_worker_has_not_claimed(factory, build) -> None:
+def test_it_does_nothing_for_a_delivery_this_worker_has_not_claimed(factory) -> None:
     did, _ = new_delivery(factory)
-    assert publisher.publish_one(factory, did, "w1", connector_for=build) == "not_claimed"
+    assert publisher.publish_one(factory, did, "w1") == "not_claimed"
     claimed(factory, "w2")
-    assert publisher.publish_one(factory, did, "w1", connector_for=build) == "not_claimed"
+    assert publisher.publish_one(factory, did, "w1") == "not_claimed"
     assert NET.call_count("publish") == 0
     assert get(factory, did).status == DeliveryStatus.CLAIMED
 
@@ -196,13 +173,11 @@ def test_it_does_nothing_for_a_delivery_this_worker_has_not_claimed(factory, bui
         (AuthError("the token was revoked; reconnect the account"), "needs_attention", "failed"),
     ],
 )
-def test_it_files_each_kind_of_platform_error(
-    factory, build, notes, error, outcome, status
-) -> None:
+def test_it_files_each_kind_of_platform_error(factory, notes, error, outcome, status) -> None:
     did, handle = new_delivery(factory)
     claimed(factory)
     NET.fail_next(error, method="publish")
-    assert publisher.publish_one(factory, did, "w1", connector_for=build) == outcome
+    assert publisher.publish_one(factory, did, "w1") == outcome
     d = get(factory, did)
     assert d.status == status
     assert d.last_error == str(error)
@@ -240,29 +215,29 @@ def test_it_treats_an_unexpected_exception_as_transient_without_repeating_its_me
     assert "hunter2" not in (d.last_error or "")
 
 
-def test_it_gives_up_after_the_policy_allows_no_more_attempts(factory, build) -> None:
+def test_it_gives_up_after_the_policy_allows_no_more_attempts(factory) -> None:
     did, _ = new_delivery(factory)
     policy = RetryPolicy(max_attempts=2, jitter=0)
     NET.fail_next(TransientError("502 from the platform"), times=2, method="publish")
     now = NOW + timedelta(seconds=1)
     for _ in range(2):
         assert queue.claim_due(factory, "w1", limit=1, now=now) == [did]
-        publisher.publish_one(factory, did, "w1", connector_for=build, policy=policy)
+        publisher.publish_one(factory, did, "w1", policy=policy)
         now = get(factory, did).next_attempt_at + timedelta(seconds=1)
     d = get(factory, did)
     assert d.status == DeliveryStatus.FAILED
     assert d.last_error == "gave up after 2 attempts; last error: 502 from the platform"
 
 
-def test_it_resumes_a_thread_after_a_crash_right_after_the_landed_parts(factory, build) -> None:
+def test_it_resumes_a_thread_after_a_crash_right_after_the_landed_parts(factory) -> None:
     did, handle = new_delivery(factory, body=LONG)
     claimed(factory)
     NET.interrupt_after(1, TransientError("connection reset"))
-    assert publisher.publish_one(factory, did, "w1", connector_for=build) == "retry"
+    assert publisher.publish_one(factory, did, "w1") == "retry"
     d = get(factory, did)
     assert len(d.parts) == 1 and d.status == DeliveryStatus.PENDING
     assert queue.claim_due(factory, "w1", limit=1, now=d.next_attempt_at) == [did]
-    assert publisher.publish_one(factory, did, "w1", connector_for=build) == "published"
+    assert publisher.publish_one(factory, did, "w1") == "published"
     records = NET.published(handle)
     assert [r.key for r in records] == [
         d.idempotency_key,
@@ -275,16 +250,15 @@ def test_it_resumes_a_thread_after_a_crash_right_after_the_landed_parts(factory,
     assert done.remote_id == str(records[0].id)
 
 
-def test_it_stops_a_thread_when_another_worker_took_the_delivery_over(factory, build) -> None:
+def test_it_stops_a_thread_when_another_worker_took_the_delivery_over(factory) -> None:
     did, handle = new_delivery(factory, body=LONG)
     claimed(factory)
-    real = build or publisher._default_connector_for
 
     class Overtaken:
         """Publishes for real, but first the lease runs out and recovery takes over."""
 
         def __init__(self, account: Account) -> None:
-            self.inner = real(account)
+            self.inner = connector_for(account)
 
         def publish(self, post: Any, on_part: Any = None) -> list[Receipt]:
             with factory() as s:
@@ -300,7 +274,7 @@ def test_it_stops_a_thread_when_another_worker_took_the_delivery_over(factory, b
 
 
 def test_it_leaves_a_landed_post_for_reconciliation_when_the_receipt_cannot_be_saved(
-    factory, build, monkeypatch: pytest.MonkeyPatch
+    factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     did, handle = new_delivery(factory)
     claimed(factory)
@@ -309,12 +283,12 @@ def test_it_leaves_a_landed_post_for_reconciliation_when_the_receipt_cannot_be_s
         raise OperationalError("UPDATE deliveries", {}, Exception("disk I/O error"))
 
     monkeypatch.setattr(queue, "complete", broken)
-    assert publisher.publish_one(factory, did, "w1", connector_for=build) == "uncertain"
+    assert publisher.publish_one(factory, did, "w1") == "uncertain"
     assert len(NET.published(handle)) == 1
     assert get(factory, did).status == DeliveryStatus.CLAIMED  # never re-queued blindly
 
 
-def test_it_reposts_the_published_original_from_the_advocate_account(factory, build) -> None:
+def test_it_reposts_the_published_original_from_the_advocate_account(factory) -> None:
     with factory() as s:
         org = make_account(s)
         advocate = make_account(s)
@@ -331,50 +305,49 @@ def test_it_reposts_the_published_original_from_the_advocate_account(factory, bu
         s.commit()
         original_id, repost_id, advocate_handle = original.id, repost.id, advocate.handle
     assert claimed(factory) == [original_id]  # the repost waits for the original
-    assert publisher.publish_one(factory, original_id, "w1", connector_for=build) == "published"
+    assert publisher.publish_one(factory, original_id, "w1") == "published"
     assert claimed(factory) == [repost_id]
-    assert publisher.publish_one(factory, repost_id, "w1", connector_for=build) == "published"
+    assert publisher.publish_one(factory, repost_id, "w1") == "published"
     (shared,) = NET.published(advocate_handle)
     assert shared.kind == "repost"
     assert shared.repost_of == get(factory, original_id).remote_id
     assert get(factory, repost_id).remote_id == str(shared.id)
 
 
-def test_it_tells_the_author_once_the_story_is_out(factory, build, notes) -> None:
+def test_it_tells_the_author_once_the_story_is_out(factory, notes) -> None:
     did, _ = new_delivery(factory)
     claimed(factory)
-    publisher.publish_one(factory, did, "w1", connector_for=build)
+    publisher.publish_one(factory, did, "w1")
     assert [event for event, _ in notes] == ["published"]
 
 
 # --------------------------------------------------------------------------- reconciling
 
 
-def _crash_after_publishing(factory, build, did: int) -> None:
+def _crash_after_publishing(factory, did: int) -> None:
     """The worker published, then died before saving the receipt; the lease runs out."""
-    real = build or publisher._default_connector_for
     with factory() as s:
         d = s.get(Delivery, did)
         assert d is not None
-        real(d.account).publish(publisher.outgoing_for(d))
+        connector_for(d.account).publish(publisher.outgoing_for(d))
     with factory() as s:
         assert queue.expire_leases(s, now=NOW + timedelta(hours=1)) == [did]
         s.commit()
 
 
-def test_it_reconciles_an_expired_lease_without_publishing_a_second_time(factory, build) -> None:
+def test_it_reconciles_an_expired_lease_without_publishing_a_second_time(factory) -> None:
     did, handle = new_delivery(factory)
     claimed(factory)
-    _crash_after_publishing(factory, build, did)
+    _crash_after_publishing(factory, did)
     assert queue.claim_reconcile(factory, "w2", limit=5, now=NOW + timedelta(hours=1)) == [did]
-    assert publisher.reconcile_one(factory, did, "w2", connector_for=build) == "published"
+    assert publisher.reconcile_one(factory, did, "w2") == "published"
     assert NET.call_count("publish") == 1
     (record,) = NET.published(handle)
     d = get(factory, did)
     assert d.status == DeliveryStatus.PUBLISHED and d.remote_id == str(record.id)
 
 
-def test_it_requeues_a_delivery_that_never_reached_the_platform(factory, build) -> None:
+def test_it_requeues_a_delivery_that_never_reached_the_platform(factory) -> None:
     did, handle = new_delivery(factory)
     claimed(factory)
     later = NOW + timedelta(hours=1)
@@ -382,36 +355,35 @@ def test_it_requeues_a_delivery_that_never_reached_the_platform(factory, build) 
         queue.expire_leases(s, now=later)
         s.commit()
     queue.claim_reconcile(factory, "w2", limit=5, now=later)
-    assert publisher.reconcile_one(factory, did, "w2", connector_for=build) == "requeued"
+    assert publisher.reconcile_one(factory, did, "w2") == "requeued"
     assert get(factory, did).status == DeliveryStatus.PENDING
     assert claimed(factory, "w2", now=later + timedelta(seconds=1)) == [did]
-    assert publisher.publish_one(factory, did, "w2", connector_for=build) == "published"
+    assert publisher.publish_one(factory, did, "w2") == "published"
     assert len(NET.published(handle)) == 1
 
 
-def test_it_continues_a_half_landed_thread_found_by_reconciliation(factory, build) -> None:
+def test_it_continues_a_half_landed_thread_found_by_reconciliation(factory) -> None:
     did, handle = new_delivery(factory, body=LONG)
     claimed(factory)
     NET.interrupt_after(2, PermanentError("never filed: the worker died here"))
-    _unfiled = build or publisher._default_connector_for
     with factory() as s:
         d = s.get(Delivery, did)
         assert d is not None
         with pytest.raises(PermanentError):
-            _unfiled(d.account).publish(publisher.outgoing_for(d))
+            connector_for(d.account).publish(publisher.outgoing_for(d))
         queue.expire_leases(s, now=NOW + timedelta(hours=1))
         s.commit()
     later = NOW + timedelta(hours=1)
     queue.claim_reconcile(factory, "w2", limit=5, now=later)
-    assert publisher.reconcile_one(factory, did, "w2", connector_for=build) == "resumed"
+    assert publisher.reconcile_one(factory, did, "w2") == "resumed"
     d = get(factory, did)
     assert d.status == DeliveryStatus.PENDING and len(d.parts) == 2
     assert claimed(factory, "w2", now=later + timedelta(seconds=1)) == [did]
-    assert publisher.publish_one(factory, did, "w2", connector_for=build) == "published"
+    assert publisher.publish_one(factory, did, "w2") == "published"
     assert len(NET.published(handle)) == 3  # parts 1 and 2 were not sent again
 
 
-def test_it_keeps_reconciling_later_when_the_platform_cannot_answer(factory, build) -> None:
+def test_it_keeps_reconciling_later_when_the_platform_cannot_answer(factory) -> None:
     did, _ = new_delivery(factory)
     claimed(factory)
     later = NOW + timedelta(hours=1)
@@ -420,7 +392,7 @@ def test_it_keeps_reconciling_later_when_the_platform_cannot_answer(factory, bui
         s.commit()
     queue.claim_reconcile(factory, "w2", limit=5, now=later)
     NET.fail_next(TransientError("503"), method="find_published")
-    assert publisher.reconcile_one(factory, did, "w2", connector_for=build) == "reconcile"
+    assert publisher.reconcile_one(factory, did, "w2") == "reconcile"
     d = get(factory, did)
     assert d.status == DeliveryStatus.RECONCILE and d.lease_owner is None
     assert NET.call_count("publish") == 0
