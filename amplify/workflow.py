@@ -243,7 +243,9 @@ def _media_problems(media: Sequence[MediaInput]) -> list[str]:
     return problems
 
 
-def _clean_fields(s: Session, fields: dict[str, Any]) -> dict[str, Any]:
+def _clean_fields(
+    s: Session, fields: dict[str, Any], current: Post | None = None
+) -> dict[str, Any]:
     """Validate editable story fields; return them normalised, or raise ValidationFailed."""
     problems: list[str] = []
     out: dict[str, Any] = {}
@@ -261,8 +263,15 @@ def _clean_fields(s: Session, fields: dict[str, Any]) -> dict[str, Any]:
         out["link"] = link
     if "campaign_id" in fields:
         campaign_id = fields["campaign_id"]
-        if campaign_id is not None and s.get(Campaign, campaign_id) is None:
+        campaign = s.get(Campaign, campaign_id) if campaign_id is not None else None
+        if campaign_id is not None and campaign is None:
             problems.append("That campaign does not exist any more; choose another.")
+        elif (
+            campaign is not None
+            and campaign.archived
+            and (current is None or current.campaign_id != campaign_id)
+        ):
+            problems.append(f"The campaign {campaign.name} is archived; choose another.")
         out["campaign_id"] = campaign_id
     if "target_platforms" in fields:
         targets = list(dict.fromkeys(fields["target_platforms"] or ()))
@@ -381,7 +390,7 @@ def edit(
     if state == PostState.CANCELLED and not lead:
         raise _illegal(post, "ask a lead to edit and approve it again.")
     _check_version(post, expected_version)
-    cleaned = _clean_fields(s, fields)
+    cleaned = _clean_fields(s, fields, post)
     changed = _apply(post, cleaned)
     if changed:
         post.updated_at = utcnow()
