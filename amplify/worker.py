@@ -52,6 +52,7 @@ from amplify.models import (
     WorkerHeartbeat,
     utcnow,
 )
+from connectors.base import Connector
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ class Worker:
         metrics_seconds: float = METRICS_SECONDS,
         recover_seconds: float | None = None,
         metrics_enabled: bool = True,
+        connector_for: Callable[[Account], Connector] | None = None,
+        idle_seconds: float = MAX_IDLE_SECONDS,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1 (how many posts publish at once)")
@@ -99,6 +102,9 @@ class Worker:
         lease = get_settings().lease_seconds
         self.recover_seconds = recover_seconds or max(0.5, min(10.0, lease / 3))
         self.metrics_enabled = metrics_enabled
+        # None: accounts.connector_for (the real platforms); benchmarks and tests pass one.
+        self.connector_for = connector_for
+        self.idle_seconds = idle_seconds
         self.stats: Counter[str] = Counter()
         self.last_action = "starting"
         self._pool: ThreadPoolExecutor | None = None
@@ -135,7 +141,7 @@ class Worker:
         sched.add_job(
             self._dispatch_job,
             "interval",
-            seconds=MAX_IDLE_SECONDS,
+            seconds=self.idle_seconds,
             id="dispatch",
             next_run_time=now,
             coalesce=True,
@@ -189,6 +195,10 @@ class Worker:
             pool.shutdown(wait=True, cancel_futures=True)
         released = self._release()
         self._act(f"stopped (released {released} leases)" if released else "stopped")
+        try:
+            self.heartbeat()
+        except Exception:
+            log.exception("could not write the final heartbeat")
         log.info("worker %s stopped", self.worker_id)
 
     def run_forever(self, install_signals: bool = True) -> None:
@@ -244,7 +254,7 @@ class Worker:
 
     def _next_dispatch_time(self) -> datetime:
         now = datetime.now(UTC)
-        latest = now + timedelta(seconds=MAX_IDLE_SECONDS)
+        latest = now + timedelta(seconds=self.idle_seconds)
         try:
             from amplify import queue
 
@@ -277,7 +287,7 @@ class Worker:
         try:
             from amplify import metrics
 
-            result = metrics.sweep(self.factory)
+            result = metrics.sweep(self.factory, connector_for=self.connector_for)
             if result.snapshots:
                 self._act(f"metrics: {result.snapshots} snapshots in {result.calls} calls")
         except Exception:
@@ -355,7 +365,9 @@ class Worker:
                 if wait_until is not None:
                     self._act(f"deferred delivery {item.id} to {wait_until:%H:%M:%S} (budget)")
                     return "deferred"
-            outcome = publisher.publish_one(self.factory, item.id, self.worker_id)
+            outcome = publisher.publish_one(
+                self.factory, item.id, self.worker_id, connector_for=self.connector_for
+            )
             self._after_publish(item)
             self._act(f"delivery {item.id}: {outcome}")
             return str(outcome)
@@ -433,7 +445,9 @@ class Worker:
 
             def reconcile(item: _Claimed) -> str:
                 try:
-                    outcome = publisher.reconcile_one(self.factory, item.id, self.worker_id)
+                    outcome = publisher.reconcile_one(
+                        self.factory, item.id, self.worker_id, connector_for=self.connector_for
+                    )
                     self._after_publish(item)
                     return f"reconcile:{outcome}"
                 except Exception:
@@ -476,7 +490,6 @@ class Worker:
             with self.factory() as s:
                 released = queue.release(s, self.worker_id)
                 s.commit()
-            self.heartbeat()
             return len(released) if isinstance(released, list | tuple | set) else int(released or 0)
         except Exception:
             log.exception("could not release this worker's leases; they expire on their own")
@@ -493,11 +506,15 @@ class Worker:
         started = reconciled = 0
         try:
             while time.monotonic() < deadline:
-                started += self.dispatch_round()
-                reconciled += self.recover()
+                round_started = self.dispatch_round()
+                round_reconciled = self.recover()
+                started += round_started
+                reconciled += round_reconciled
                 with self._lock:
                     pending = list(self._futures)
                 if not pending:
+                    if round_started or round_reconciled:
+                        continue  # they finished already: more may be claimable now
                     break
                 wait(
                     pending,
@@ -517,7 +534,7 @@ class Worker:
             if metrics:
                 from amplify import metrics as metrics_mod
 
-                result = metrics_mod.sweep(self.factory)
+                result = metrics_mod.sweep(self.factory, connector_for=self.connector_for)
                 summary["metrics"] = result.as_dict()
             self._act(f"run once: {started} claimed, {reconciled} reconciled")
             self.heartbeat()
