@@ -171,6 +171,15 @@ def _detail(exc: tweepy.HTTPException) -> str:
     return str(exc).replace("\n", " ")
 
 
+def _problem_type(exc: tweepy.HTTPException) -> str:
+    """The problem ``type`` URI of an error answer ("" if it has none)."""
+    try:
+        body = exc.response.json()
+    except ValueError:
+        return ""
+    return str(body.get("type") or "") if isinstance(body, dict) else ""
+
+
 def _is_duplicate(exc: tweepy.HTTPException) -> bool:
     return isinstance(exc, tweepy.Forbidden) and DUPLICATE_CONTENT in _detail(exc).lower()
 
@@ -269,7 +278,10 @@ class XConnector:
             )
         if isinstance(exc, tweepy.Forbidden):
             detail = _detail(exc)
-            if "permission" in detail.lower() or "client-forbidden" in detail.lower():
+            kind = _problem_type(exc)
+            if "permission" in detail.lower() or kind.endswith(
+                ("oauth1-permissions", "client-forbidden")
+            ):
                 return AuthError(
                     f"X says the app behind @{self.handle} may not do this ({detail}): set the "
                     "app to Read and write in the developer portal, regenerate the Access "

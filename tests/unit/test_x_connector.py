@@ -364,6 +364,24 @@ def test_it_reports_other_refusals_as_permanent_with_x_detail() -> None:
 
 
 @responses.activate
+def test_it_reports_an_app_without_write_permission_as_an_auth_problem() -> None:
+    responses.post(
+        f"{BASE}/2/tweets",
+        json=problem(
+            403,
+            "Forbidden",
+            "Your client app is not configured with the appropriate oauth1 app permissions "
+            "for this endpoint.",
+            "https://api.twitter.com/2/problems/oauth1-permissions",
+        ),
+        status=403,
+        headers=RL_HEADERS,
+    )
+    with pytest.raises(AuthError, match="Read and write"):
+        make().publish(OutgoingPost(parts=("hi",), idempotency_key="k"))
+
+
+@responses.activate
 def test_it_reports_a_bad_request_as_permanent_with_x_detail() -> None:
     responses.post(
         f"{BASE}/2/tweets",
