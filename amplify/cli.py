@@ -329,15 +329,15 @@ def accounts_test(
     from amplify import accounts
     from amplify.models import Account
 
-    with session_scope() as s:
-        actor = _operator(s, as_email)
-        account = s.get(Account, account_id)
-        if account is None:
-            raise NotFound(f"there is no account #{account_id}; see `amplify accounts list`")
-        label = account.label
+    label = f"account #{account_id}"
     try:
+        # test_account commits the failure itself (status, last error) before re-raising.
         with session_scope() as s:
-            actor = s.merge(actor)
+            actor = _operator(s, as_email)
+            account = s.get(Account, account_id)
+            if account is None:
+                raise NotFound(f"there is no account #{account_id}; see `amplify accounts list`")
+            label = account.label
             identity = accounts.test_account(s, actor, account_id)
     except ConnectorError as exc:
         raise _fail(f"{label} cannot sign in: {exc}") from None
@@ -400,11 +400,32 @@ def worker(
 
     runner = Worker(concurrency=concurrency)
     if once:
-        summary = runner.run_once()
-        typer.echo(json.dumps(summary, indent=2, default=str))
+        typer.echo(json.dumps(drain(runner), indent=2, default=str))
         return
     typer.echo(f"Worker {runner.worker_id} running; Ctrl+C or SIGTERM stops it cleanly.", err=True)
     runner.run_forever()
+
+
+def drain(runner: Any, max_rounds: int = 10_000) -> dict[str, Any]:
+    """``run_once`` until a round claims and reconciles nothing: everything due now is sent.
+
+    One ``run_once`` may return while deliveries of an account are still waiting their turn
+    (an account publishes one post at a time), so the command repeats it and adds up.
+    """
+    total: dict[str, Any] = {"claimed": 0, "reconciled": 0, "rounds": 0, "outcomes": {}}
+    for _ in range(max_rounds):
+        summary = runner.run_once()
+        total["rounds"] += 1
+        total["worker_id"] = summary.get("worker_id")
+        total["claimed"] += summary.get("claimed", 0)
+        total["reconciled"] += summary.get("reconciled", 0)
+        for outcome, count in (summary.get("outcomes") or {}).items():
+            total["outcomes"][outcome] = total["outcomes"].get(outcome, 0) + count
+        if "metrics" in summary:
+            total["metrics"] = summary["metrics"]
+        if not summary.get("claimed") and not summary.get("reconciled"):
+            break
+    return total
 
 
 # --------------------------------------------------------------------------- metrics

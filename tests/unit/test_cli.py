@@ -225,3 +225,97 @@ def test_it_exits_0_1_and_2_as_a_real_process(sqlite_url: str) -> None:
     assert usage.returncode == 2
     listed = _run("users", "list")
     assert listed.returncode == 0 and "a@example.org" in listed.stdout
+
+
+def test_it_connects_a_sandbox_account_and_tests_it(people: str) -> None:
+    added = invoke("accounts", "add", "--platform", "sandbox", "--handle", "practice")
+    assert added.exit_code == 0, added.output
+    assert "nothing is really posted" in added.stdout
+    with session_scope(people) as s:
+        account = s.scalars(select(Account).where(Account.handle == "practice")).one()
+    tested = invoke("accounts", "test", str(account.id))
+    assert tested.exit_code == 0, tested.output
+    assert "signs in as practice" in tested.stdout
+    listed = invoke("accounts", "list")
+    assert "sandbox:practice" in listed.stdout and "practice network" in listed.stdout
+
+
+def test_it_says_plainly_why_an_account_cannot_sign_in(people: str) -> None:
+    added = invoke("accounts", "add", "--platform", "sandbox", "--handle", "fail-auth-demo")
+    assert added.exit_code == 0, added.output
+    with session_scope(people) as s:
+        account_id = s.scalars(select(Account.id).where(Account.handle == "fail-auth-demo")).one()
+    tested = invoke("accounts", "test", str(account_id))
+    assert tested.exit_code == 1
+    assert "sandbox:fail-auth-demo cannot sign in" in tested.stderr
+    assert "refused the sign-in" in tested.stderr
+    assert "Traceback" not in tested.output
+    with session_scope(people) as s:
+        account = s.get(Account, account_id)
+        assert account is not None and account.status == "needs_attention"
+    assert "needs_attention" in invoke("accounts", "list").stdout
+
+
+def test_it_reads_mastodon_and_x_credentials_from_stdin_and_stores_them_sealed(
+    people: str,
+) -> None:
+    token = "mastodon-token-abcdef123456"
+    added = invoke(
+        "accounts",
+        "add",
+        "--platform",
+        "mastodon",
+        "--handle",
+        "team",
+        "--service-url",
+        "https://mastodon.example",
+        input=token + "\n",
+    )
+    assert added.exit_code == 0, added.output
+    x_lines = "key1\nsecret1\ntoken1\ntokensecret1\n"
+    x = invoke("accounts", "add", "--platform", "x", "--handle", "team", input=x_lines)
+    assert x.exit_code == 0, x.output
+    with session_scope(people) as s:
+        rows = {a.platform: a.credentials_enc for a in s.scalars(select(Account))}
+    assert token not in rows["mastodon"] and "secret1" not in rows["x"]
+    from amplify.crypto import decrypt_json
+
+    assert decrypt_json(rows["x"]) == {
+        "api_key": "key1",
+        "api_secret": "secret1",
+        "access_token": "token1",
+        "access_token_secret": "tokensecret1",
+    }
+    bad = invoke("accounts", "add", "--platform", "x", "--handle", "other", input="only-one\n")
+    assert bad.exit_code == 1 and "only-one" not in bad.output
+
+
+def test_it_refuses_an_unknown_platform_as_usage(people: str) -> None:
+    result = invoke("accounts", "add", "--platform", "myspace", "--handle", "x")
+    assert result.exit_code == 2
+
+
+class FakeWorker:
+    """Claims in bursts, as a real worker does when one account has many posts due."""
+
+    def __init__(self, bursts: list[int]) -> None:
+        self.bursts = bursts
+        self.calls = 0
+
+    def run_once(self) -> dict[str, object]:
+        claimed = self.bursts[self.calls] if self.calls < len(self.bursts) else 0
+        self.calls += 1
+        return {
+            "worker_id": "w",
+            "claimed": claimed,
+            "reconciled": 0,
+            "outcomes": {"published": claimed} if claimed else {},
+        }
+
+
+def test_it_repeats_run_once_until_nothing_is_left_to_claim() -> None:
+    fake = FakeWorker([1, 3, 2])
+    total = cli.drain(fake)
+    assert fake.calls == 4
+    assert total["claimed"] == 6 and total["outcomes"] == {"published": 6}
+    assert total["rounds"] == 4
