@@ -135,3 +135,34 @@ def x_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, ContractH
 
 
 ENVS.append(("x", x_env))
+
+
+# --------------------------------------------------------------------------- mastodon
+
+
+def mastodon_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, ContractHelpers]]:
+    """The real Mastodon connector (mastodon-py) against the local Mastodon-compatible server."""
+    from connectors.mastodon import MastodonConnector, clear_instance_cache
+    from tests.fakes.mastodon_server import FakeMastodonServer
+
+    handle = "contract_mastodon"
+    clear_instance_cache()
+    with FakeMastodonServer() as server:
+        server.add_account(handle, "contract-mastodon-token", followers=42)
+        connector = MastodonConnector(
+            ConnectorContext(
+                handle=handle,
+                service_url=server.url,
+                credentials={"access_token": "contract-mastodon-token"},
+            ),
+            timeout=5,
+        )
+
+        def reply_parent(receipt: Receipt) -> str | None:
+            return server.statuses[receipt.remote_id].in_reply_to_id
+
+        yield connector, ContractHelpers(handle, lambda: len(server.posts_of(handle)), reply_parent)
+    clear_instance_cache()
+
+
+ENVS.append(("mastodon", mastodon_env))
