@@ -173,7 +173,7 @@ def list_accounts(
     return s.scalars(stmt).all()
 
 
-def _require_manage(
+def require_manager(
     actor: User, account: Account | None = None, owner_id: int | None = None
 ) -> None:
     """Admins manage every account; anyone else only the accounts they own."""
@@ -265,7 +265,7 @@ def add_account(
     amplify_opt_in: bool = False,
 ) -> Account:
     """Connect an account. Admins connect any; a team member connects their own."""
-    _require_manage(actor, owner_id=owner_id)
+    require_manager(actor, owner_id=owner_id)
     _check_platform(platform)
     problems: list[str] = []
     clean_handle = _normalise_handle(platform, handle)
@@ -332,7 +332,7 @@ def update_credentials(
 ) -> Account:
     """Reconnect: replace the credentials, forget the old session, clear the error."""
     account = get_account(s, account_id)
-    _require_manage(actor, account)
+    require_manager(actor, account)
     account.credentials_enc = crypto.encrypt_json(_clean_credentials(account.platform, credentials))
     account.session_enc = None
     if account.status == AccountStatus.NEEDS_ATTENTION:
@@ -346,7 +346,7 @@ def update_credentials(
 def set_opt_in(s: Session, actor: User, account_id: int, opt_in: bool) -> Account:
     """Whether this account reshares the team's stories (its owner or an admin decides)."""
     account = get_account(s, account_id)
-    _require_manage(actor, account)
+    require_manager(actor, account)
     if account.amplify_opt_in != opt_in:
         account.amplify_opt_in = opt_in
         audit(s, actor, "account.opt_in" if opt_in else "account.opt_out", "account", account.id)
@@ -375,7 +375,7 @@ def test_account(s: Session, actor: User, account_id: int) -> Identity:
     with a plain reason: AuthError marks the account as needing attention.
     """
     account = get_account(s, account_id)
-    _require_manage(actor, account)
+    require_manager(actor, account)
     try:
         identity = connector_for(account).whoami()
     except AuthError as exc:
@@ -423,7 +423,7 @@ def remove_account(s: Session, actor: User, account_id: int, *, force: bool = Fa
     while a send is being published from it right now.
     """
     account = get_account(s, account_id)
-    _require_manage(actor, account)
+    require_manager(actor, account)
     rows = s.execute(
         select(Delivery.status, func.count(Delivery.id))
         .where(Delivery.account_id == account.id)
