@@ -33,6 +33,7 @@ Thread splitting (``split_thread``):
 
 from __future__ import annotations
 
+import bisect
 import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
@@ -195,13 +196,19 @@ class _Packer:
         safe = [b for b in bounds if not any(s < b < e for s, e in protected)]
         start = 0
         while start < len(token):
-            rest_safe = [b for b in safe if b > start]
+            # Every grapheme counts at least 1 outside entities, so no piece can hold more
+            # than `limit` of them: search only that far (extended to the end of an entity
+            # that straddles the edge). Keeps long CJK runs fast on X's slow counter.
+            edge_index = bisect.bisect_left(bounds, start) + self.limit
+            edge = bounds[min(edge_index, len(bounds) - 1)]
+            edge = max([edge] + [e for s, e in protected if s < edge < e])
+            rest_safe = [b for b in safe if start < b <= edge]
             cut = self._longest(token, start, rest_safe)
             if cut is None and self.current:
                 self.close()  # try again in a fresh part
                 continue
             if cut is None:  # an entity longer than a whole part: cut it anyway
-                cut = self._longest(token, start, [b for b in bounds if b > start])
+                cut = self._longest(token, start, [b for b in bounds if start < b <= edge])
             if cut is None:
                 raise ValueError(
                     f"the limit {self.limit} is too small to hold even one character "
