@@ -238,6 +238,12 @@ class _State:
         return self.users[self.tokens[token]]
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 256  # many workers connect at once; the default backlog is 5
+
+
 class XFakeServer:
     """The server; ``url`` is where to point ``ConnectorContext.service_url``."""
 
@@ -259,9 +265,7 @@ class XFakeServer:
         self.hang_seconds = hang_seconds
         self.state = _State()
         self.stopping = threading.Event()
-        self.httpd = ThreadingHTTPServer((host, port), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.block_on_close = False
+        self.httpd = _HTTPServer((host, port), _Handler)
         self.httpd.fake = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
 
@@ -275,7 +279,10 @@ class XFakeServer:
     def start(self) -> XFakeServer:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self.httpd.serve_forever, name="x-fake-server", daemon=True
+                target=self.httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="x-fake-server",
+                daemon=True,
             )
             self._thread.start()
         return self

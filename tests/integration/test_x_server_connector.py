@@ -51,11 +51,13 @@ def server() -> Iterator[XFakeServer]:
         yield fake
 
 
-def connect(server: XFakeServer, creds: dict[str, str] | None = None) -> XConnector:
+def connect(
+    server: XFakeServer, creds: dict[str, str] | None = None, timeout: float = 1.0
+) -> XConnector:
     context = ConnectorContext(
         handle="amplify_org", service_url=server.url, credentials=creds or CREDS
     )
-    return XConnector(context, timeout=1.0)
+    return XConnector(context, timeout=timeout)
 
 
 def thread(*parts: str) -> OutgoingPost:
@@ -271,7 +273,7 @@ def test_it_counts_concurrent_posts_from_many_threads_exactly(server: XFakeServe
 
     def post(n: int) -> None:
         try:
-            connect(server).publish(thread(f"parallel story {n}"))
+            connect(server, timeout=10).publish(thread(f"parallel story {n}"))
         except Exception as exc:  # collected, asserted below
             errors.append(exc)
 
