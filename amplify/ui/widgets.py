@@ -86,6 +86,15 @@ def flash(message: str, kind: str = "success") -> None:
     st.session_state.setdefault("_flash", []).append((kind, message))
 
 
+def flash_error(exc: Exception) -> None:
+    """Like show_error, but for the next run (after ``st.rerun``)."""
+    if isinstance(exc, ValidationFailed):
+        lines = "\n".join(f"- {p}" for p in exc.problems)
+        flash(f"Please fix the following:\n\n{lines}", "error")
+    else:
+        flash(str(exc), "error")
+
+
 def show_flashes() -> None:
     for kind, message in st.session_state.pop("_flash", []):
         getattr(st, kind)(message)

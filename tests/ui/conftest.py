@@ -63,8 +63,18 @@ def app_as(people: dict[str, int]) -> Callable[..., AppTest]:
 def texts(at: AppTest) -> str:
     """Everything a person reads on the page, as one string (for assertions)."""
     parts: list[str] = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "text", "info",
-                 "success", "warning", "error"):
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "text",
+        "info",
+        "success",
+        "warning",
+        "error",
+    ):
         parts.extend(str(el.value) for el in getattr(at, kind))
     return "\n".join(parts)
 
@@ -97,7 +107,7 @@ def submitted_story(author_id: int, body: str = "Our clinic cut wait times by ha
         return post.id
 
 
-def button(at: AppTest, label: str, index: int = 0):  # noqa: ANN201 - AppTest widget
+def button(at: AppTest, label: str, index: int = 0):
     """The index-th button with this label (fails clearly when there is none)."""
     found = [b for b in at.button if b.label == label]
     assert found, f"no button {label!r}; buttons: {[b.label for b in at.button]}"

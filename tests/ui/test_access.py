@@ -14,8 +14,15 @@ from amplify.ui.widgets import REFUSAL_HINT
 MINE = [p for p in PAGES if p.file != "reach.py"]
 ALLOWED = {
     "volunteer": {"share.py", "my_stories.py", "amplify_page.py"},
-    "lead": {"share.py", "my_stories.py", "amplify_page.py", "review.py", "calendar.py",
-             "activity.py", "system.py"},
+    "lead": {
+        "share.py",
+        "my_stories.py",
+        "amplify_page.py",
+        "review.py",
+        "calendar.py",
+        "activity.py",
+        "system.py",
+    },
     "admin": {p.file for p in MINE},
 }
 

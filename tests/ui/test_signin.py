@@ -102,4 +102,3 @@ def test_it_maps_a_verified_sso_email_to_an_existing_active_person(
     stranger.run()
     assert "user_id" not in stranger.session_state
     assert "not an active person" in texts(stranger)
-

@@ -50,6 +50,8 @@ FORMS: dict[str, PlatformForm] = {
         "an **Access Token and Secret** for the account that will post.\n3. Paste all four "
         "below.",
         "Account handle (without @)",
+        service_label="API base URL (leave as it is unless you use a proxy)",
+        service_default="https://api.x.com",
         fields=(
             Field("api_key", "API Key"),
             Field("api_secret", "API Key Secret"),
@@ -80,9 +82,14 @@ FORMS: dict[str, PlatformForm] = {
 }
 
 
-def _clear_secret_fields(platform: str) -> None:
-    for f in FORMS[platform].fields:
-        st.session_state.pop(f"acc_{platform}_{f.key}", None)
+def secret_key(scope: str, name: str) -> str:
+    """Widget key of a credential field. Each attempt bumps a generation, so the next run
+    draws fresh, empty fields: a typed secret never survives its attempt."""
+    return f"{scope}_{name}_{st.session_state.get(f'{scope}_gen', 0)}"
+
+
+def _clear_secret_fields(scope: str) -> None:
+    st.session_state[f"{scope}_gen"] = st.session_state.get(f"{scope}_gen", 0) + 1
 
 
 def _test(account_id: int) -> tuple[bool, str]:
@@ -106,8 +113,9 @@ def _connect(platform: str) -> None:
     form = FORMS[platform]
     handle = st.session_state.get(f"acc_{platform}_handle", "").strip()
     service = st.session_state.get(f"acc_{platform}_service", form.service_default)
-    creds = {f.key: st.session_state.get(f"acc_{platform}_{f.key}", "") for f in form.fields}
-    _clear_secret_fields(platform)
+    scope = f"acc_{platform}"
+    creds = {f.key: st.session_state.get(secret_key(scope, f.key), "") for f in form.fields}
+    _clear_secret_fields(scope)
     try:
         with state.db() as s:
             acct = accounts.add_account(
@@ -121,16 +129,18 @@ def _connect(platform: str) -> None:
             s.flush()
             account_id = acct.id
     except (AmplifyError, ConnectorError) as exc:
-        widgets.show_error(exc)
-        return
+        widgets.flash_error(exc)
+        st.rerun()
     ok, detail = _test(account_id)
     if ok:
         widgets.flash(f"Connected {widgets.account_label(platform, handle)}: {detail}.")
-        st.rerun()
-    st.error(
-        f"Saved {widgets.account_label(platform, handle)}, but the platform refused the "
-        f"sign-in: {detail}. Check the credentials and use Reconnect below, or remove it."
-    )
+    else:
+        widgets.flash(
+            f"Saved {widgets.account_label(platform, handle)}, but the platform refused the "
+            f"sign-in: {detail}. Check the credentials and use Reconnect, or remove it.",
+            "error",
+        )
+    st.rerun()
 
 
 def _reconnect(acct: Account) -> None:
@@ -138,18 +148,21 @@ def _reconnect(acct: Account) -> None:
 
     form = FORMS.get(acct.platform)
     fields = form.fields if form else ()
-    creds = {f.key: st.session_state.pop(f"re_{acct.id}_{f.key}", "") for f in fields}
+    scope = f"re_{acct.id}"
+    creds = {f.key: st.session_state.get(secret_key(scope, f.key), "") for f in fields}
+    _clear_secret_fields(scope)
     try:
         with state.db() as s:
             accounts.update_credentials(s, state.actor(s), acct.id, credentials=creds)
     except (AmplifyError, ConnectorError) as exc:
-        widgets.show_error(exc)
-        return
+        widgets.flash_error(exc)
+        st.rerun()
     ok, detail = _test(acct.id)
     if ok:
         widgets.flash(f"Reconnected {acct.label}: {detail}.")
-        st.rerun()
-    st.error(f"The platform still refuses {acct.label}: {detail}")
+    else:
+        widgets.flash(f"The platform still refuses {acct.label}: {detail}", "error")
+    st.rerun()
 
 
 def _remove(account_id: int) -> None:
@@ -187,7 +200,7 @@ def _account_card(acct: Account, tz: object) -> None:
         if form and form.fields:
             with st.expander("Reconnect with new credentials"):
                 for f in form.fields:
-                    st.text_input(f.label, type="password", key=f"re_{acct.id}_{f.key}")
+                    st.text_input(f.label, type="password", key=secret_key(f"re_{acct.id}", f.key))
                 if st.button("Reconnect", key=f"re_{acct.id}"):
                     _reconnect(acct)
 
@@ -219,7 +232,7 @@ def render() -> None:
                 st.text_input(
                     f.label,
                     type="password" if f.secret else "default",
-                    key=f"acc_{platform}_{f.key}",
+                    key=secret_key(f"acc_{platform}", f.key),
                 )
             if st.button("Connect and test", key=f"connect_{platform}", type="primary"):
                 _connect(platform)

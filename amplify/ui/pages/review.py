@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from amplify import queries, textrules, workflow
-from amplify.errors import AmplifyError, ValidationFailed
+from amplify.errors import AmplifyError, Conflict, ValidationFailed
 from amplify.models import Account, Post, utcnow
 from amplify.permissions import Action
 from amplify.ui import state, widgets
@@ -42,10 +42,15 @@ def _when(key: str, choice: str, account_ids: list[int], tz: ZoneInfo) -> dateti
     return utcnow()
 
 
+def _seen_version(post: Post) -> int:
+    """The version the lead was shown: acting on it after someone else changed it is a Conflict."""
+    return int(st.session_state.setdefault(f"rv_{post.id}_ver", post.version))
+
+
 def _approve(post: Post, body: str, account_ids: list[int], when: datetime, amplify: bool) -> None:
     with state.db() as s:
         actor = state.actor(s)
-        version = post.version
+        version = _seen_version(post)
         if body.strip() != post.body:
             edited = workflow.edit(s, actor, post.id, expected_version=version, body=body)
             version = edited.version
@@ -60,9 +65,14 @@ def _approve(post: Post, body: str, account_ids: list[int], when: datetime, ampl
         )
 
 
+def _reload(post_id: int) -> None:
+    """Forget what this lead was shown of a story, so the next run shows the current one."""
+    st.session_state.pop(f"rv_{post_id}_ver", None)
+
+
 def _reject(post: Post, note: str) -> None:
     with state.db() as s:
-        workflow.reject(s, state.actor(s), post.id, note, expected_version=post.version)
+        workflow.reject(s, state.actor(s), post.id, note, expected_version=_seen_version(post))
 
 
 def _accounts_for(post: Post, accounts: list[Account]) -> list[int]:
@@ -72,6 +82,7 @@ def _accounts_for(post: Post, accounts: list[Account]) -> list[int]:
 
 def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool) -> None:
     key = f"rv_{post.id}"
+    seen = _seen_version(post)
     labels = {a.id: widgets.account_label(a.platform, a.handle) for a in accounts}
     with st.container(border=True):
         top = st.columns([0.5, 4, 1.5])
@@ -93,7 +104,7 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
             meta.append(f"{len(post.media)} image(s): " + "; ".join(m.alt_text for m in post.media))
         if meta:
             st.caption(" · ".join(meta))
-        body = st.text_area("Text", value=post.body, key=f"{key}_body", height=120)
+        body = st.text_area("Text", value=post.body, key=f"{key}_body_v{seen}", height=120)
         st.session_state.setdefault(f"{key}_acc", _accounts_for(post, accounts))
         chosen = st.multiselect(
             "Publish from", options=list(labels), format_func=lambda i: labels[i], key=f"{key}_acc"
@@ -124,6 +135,8 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
                 when = _when(key, choice, chosen, tz)
                 _approve(post, body, chosen, when, amplify)
             except AmplifyError as exc:
+                if isinstance(exc, Conflict):
+                    _reload(post.id)
                 widgets.show_error(exc)
             else:
                 widgets.flash(f"Story #{post.id} approved for {widgets.fmt_time(when, tz)}.")

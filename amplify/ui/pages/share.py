@@ -44,28 +44,31 @@ def save_upload(data: bytes, filename: str) -> tuple[str, str]:
     return f"media/{name}", mime
 
 
-def _link_card(link: str) -> None:
+@st.cache_data(ttl=3600, max_entries=200, show_spinner="Reading the link's preview…")
+def _fetch_card(link: str) -> tuple[str, str] | None:
+    """(title, description) of a page, or None; cached so typing does not refetch."""
+    from connectors import linkcard
+
+    if not linkcard.is_web_url(link):
+        return None
     try:
-        from connectors import linkcard  # type: ignore[attr-defined]
-    except ImportError:
-        st.caption(f"🔗 {link}")
-        return
-    fetch = getattr(linkcard, "fetch_card", None) or getattr(linkcard, "fetch", None)
-    card = None
-    if fetch is not None:
-        try:
-            card = fetch(link)
-        except Exception:  # a card is a nicety: the post goes out with the plain link
-            card = None
+        card = linkcard.fetch_card(link)
+    except Exception:  # a card is a nicety: the post goes out with the plain link
+        return None
+    return (card.title, card.description) if card is not None else None
+
+
+def _link_card(link: str) -> None:
+    card = _fetch_card(link)
     if card is None:
         st.caption(f"🔗 {link}")
         return
+    title, description = card
     with st.container(border=True):
-        st.markdown(f"**{getattr(card, 'title', '') or link}**")
-        desc = getattr(card, "description", "")
-        if desc:
-            st.caption(desc)
-        st.caption(link)
+        st.markdown(f"**{title or link}**")
+        if description:
+            st.caption(description)
+        st.caption(f"🔗 {link}")
 
 
 def _previews(body: str, link: str, platforms: list[str], campaign: Any) -> None:

@@ -1,0 +1,167 @@
+"""Review and Calendar: approve on an account, send back with a note, bulk, reschedule, cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from conftest import add_sandbox_account, button, submitted_story, texts
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from amplify import workflow
+from amplify.db import session_scope
+from amplify.models import Delivery, Post, User, utcnow
+
+
+def _post(post_id: int) -> Post:
+    with session_scope() as s:
+        post = s.get(Post, post_id)
+        assert post is not None
+        _ = post.deliveries
+        s.expunge_all()
+        return post
+
+
+def test_it_lists_submitted_stories_oldest_first(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    first = submitted_story(people["volunteer"], "First story in.")
+    second = submitted_story(people["volunteer"], "Second story in.")
+    at = app_as("lead", "review.py")
+    headings = [m.value for m in at.markdown if m.value.startswith("**#")]
+    assert headings[0].startswith(f"**#{first}**") and headings[1].startswith(f"**#{second}**")
+
+
+def test_it_approves_a_story_now_on_a_sandbox_account(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    acct = add_sandbox_account()
+    pid = submitted_story(people["volunteer"])
+    at = app_as("lead", "review.py")
+    assert at.multiselect(key=f"rv_{pid}_acc").value == [acct], (
+        "the story's platform is preselected"
+    )
+    button(at, "Approve").click().run()
+    post = _post(pid)
+    assert post.state == "approved"
+    [delivery] = post.deliveries
+    assert delivery.account_id == acct and delivery.status == "pending"
+    assert abs(delivery.next_attempt_at - utcnow()) < timedelta(minutes=2)
+    assert f"Story #{pid} approved" in texts(at)
+
+
+def test_it_approves_with_an_edited_text_at_a_chosen_time(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    add_sandbox_account()
+    pid = submitted_story(people["volunteer"])
+    at = app_as("lead", "review.py")
+    at.text_area(key=f"rv_{pid}_body_v2").input("Edited by the lead.")
+    at.radio(key=f"rv_{pid}_when").set_value("At a time").run()
+    later = utcnow() + timedelta(days=2)
+    at.date_input(key=f"rv_{pid}_dt_day").set_value(later.date()).run()
+    button(at, "Approve").click().run()
+    post = _post(pid)
+    assert post.body == "Edited by the lead."
+    assert post.scheduled_for is not None and post.scheduled_for > utcnow() + timedelta(days=1)
+
+
+def test_it_sends_a_story_back_only_with_a_note(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    pid = submitted_story(people["volunteer"])
+    at = app_as("lead", "review.py")
+    button(at, "Send back").click().run()
+    assert at.error, "a missing note is explained"
+    assert _post(pid).state == "submitted"
+    at.text_input(key=f"rv_{pid}_note").input("Add the clinic's name, please.")
+    button(at, "Send back").click().run()
+    post = _post(pid)
+    assert post.state == "draft" and post.review_note == "Add the clinic's name, please."
+    mine = app_as("volunteer", "my_stories.py")
+    assert "Note from the lead: Add the clinic's name, please." in texts(mine)
+
+
+def test_it_bulk_approves_selected_stories(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    add_sandbox_account()
+    a = submitted_story(people["volunteer"], "Story A")
+    b = submitted_story(people["volunteer"], "Story B")
+    c = submitted_story(people["volunteer"], "Story C")
+    at = app_as("lead", "review.py")
+    at.checkbox(key=f"rv_{a}_sel").check()
+    at.checkbox(key=f"rv_{c}_sel").check().run()
+    button(at, "Approve selected").click().run()
+    assert [_post(x).state for x in (a, b, c)] == ["approved", "submitted", "approved"]
+
+
+def test_it_shows_a_conflict_when_another_lead_acted_first(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    add_sandbox_account()
+    pid = submitted_story(people["volunteer"])
+    at = app_as("lead", "review.py")
+    with session_scope() as s:
+        admin = s.get(User, people["admin"])
+        workflow.edit(s, admin, pid, body="Changed by someone else meanwhile.")
+    button(at, "Approve").click().run()
+    assert any("Someone else got there first" in w.value for w in at.warning), texts(at)
+    assert _post(pid).state == "submitted"
+    at.run()
+    assert at.text_area(key=f"rv_{pid}_body_v3").value == "Changed by someone else meanwhile."
+    button(at, "Approve").click().run()
+    assert _post(pid).state == "approved", "after reloading, the lead can approve"
+
+
+def _approved(people: dict[str, int]) -> int:
+    acct = add_sandbox_account()
+    pid = submitted_story(people["volunteer"])
+    with session_scope() as s:
+        lead = s.get(User, people["lead"])
+        workflow.approve(
+            s, lead, pid, account_ids=[acct], scheduled_for=utcnow() + timedelta(hours=3)
+        )
+    return pid
+
+
+def test_it_shows_scheduled_posts_on_the_calendar_and_reschedules(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    pid = _approved(people)
+    at = app_as("lead", "calendar.py")
+    grid = at.dataframe[0].value
+    assert any(f"#{pid}" in str(cell) for cell in grid.to_numpy().ravel())
+    assert "practice network" in " ".join(grid.index)
+    target = (utcnow() + timedelta(days=5)).date()
+    at.date_input(key=f"cal_when_{pid}_day").set_value(target).run()
+    button(at, "Reschedule").click().run()
+    post = _post(pid)
+    assert post.scheduled_for is not None and post.scheduled_for.date() >= target - timedelta(
+        days=1
+    )
+    with session_scope() as s:
+        d = s.scalar(select(Delivery).where(Delivery.post_id == pid))
+        assert d is not None and d.next_attempt_at == post.scheduled_for
+
+
+def test_it_cancels_from_the_calendar_after_confirmation(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    pid = _approved(people)
+    at = app_as("lead", "calendar.py")
+    assert button(at, "Cancel story").disabled
+    at.checkbox(key=f"cal_confirm_{pid}").check().run()
+    button(at, "Cancel story").click().run()
+    assert _post(pid).state == "cancelled"
+
+
+def test_it_switches_the_calendar_to_a_month_view(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    _approved(people)
+    at = app_as("lead", "calendar.py")
+    week_cols = len(at.dataframe[0].value.columns)
+    at.radio(key="cal_view").set_value("Month").run()
+    assert week_cols == 7 and len(at.dataframe[0].value.columns) >= 28
