@@ -648,3 +648,93 @@ def test_it_keeps_the_audit_trail_in_order(session, people, accounts):
     ]
     assert [e.actor_id for e in events][-1] == people["admin"].id
     assert session.scalar(select(func.count(AuditEvent.id))) == 5
+
+
+# --------------------------------------------------------------------------- roles × services
+
+# Which roles each workflow service lets through, on a story someone else (a volunteer) wrote.
+SERVICE_ROLES = {
+    "edit": {"lead", "admin"},
+    "submit": {"lead", "admin"},
+    "withdraw": {"lead", "admin"},
+    "approve": {"lead", "admin"},
+    "reject": {"lead", "admin"},
+    "reschedule": {"lead", "admin"},
+    "cancel": {"lead", "admin"},
+    "retry_delivery": {"lead", "admin"},
+}
+START_STATE = {
+    "edit": "draft",
+    "submit": "draft",
+    "withdraw": "submitted",
+    "approve": "submitted",
+    "reject": "submitted",
+    "reschedule": "approved",
+    "cancel": "approved",
+    "retry_delivery": "approved",
+}
+
+
+def _call(s, service, actor, post, account):
+    if service == "retry_delivery":
+        delivery = Delivery(
+            post_id=post.id,
+            account_id=account.id,
+            status="failed",
+            next_attempt_at=WHEN,
+            idempotency_key=f"retry-{post.id}",
+        )
+        s.add(delivery)
+        s.flush()
+        return workflow.retry_delivery(s, actor, delivery.id)
+    if service == "approve":
+        return workflow.approve(s, actor, post.id, account_ids=[account.id], scheduled_for=WHEN)
+    if service == "reject":
+        return workflow.reject(s, actor, post.id, "needs a source")
+    if service == "reschedule":
+        return workflow.reschedule(s, actor, post.id, WHEN)
+    if service == "edit":
+        return workflow.edit(s, actor, post.id, body="edited")
+    return getattr(workflow, service)(s, actor, post.id)
+
+
+@pytest.mark.parametrize("role", ["volunteer", "lead", "admin", "inactive lead"])
+@pytest.mark.parametrize("service", list(SERVICE_ROLES))
+def test_it_lets_each_role_through_each_service_or_refuses_it(
+    session, people, accounts, role, service
+):
+    post = _draft(session, people["other"])
+    post.state = START_STATE[service]
+    session.flush()
+    actor = {
+        "volunteer": people["vol"],
+        "lead": people["lead"],
+        "admin": people["admin"],
+        "inactive lead": people["lead"],
+    }[role]
+    if role == "inactive lead":
+        actor.active = False
+    events = len(_events(session, post.id))
+    if role in SERVICE_ROLES[service]:
+        _call(session, service, actor, post, accounts[0])
+        assert len(_events(session, post.id)) == events + 1
+    else:
+        with pytest.raises(NotAllowed):
+            _call(session, service, actor, post, accounts[0])
+        assert len(_events(session, post.id)) == events
+        assert post.state == START_STATE[service]
+
+
+@pytest.mark.parametrize("role", ["volunteer", "lead", "admin"])
+def test_it_lets_every_active_role_draft_and_submit_their_own(session, people, role):
+    actor = {"volunteer": people["vol"], "lead": people["lead"], "admin": people["admin"]}[role]
+    post = workflow.create_draft(session, actor, body="Mine")
+    workflow.edit(session, actor, post.id, body="Still mine")
+    workflow.submit(session, actor, post.id)
+    workflow.withdraw(session, actor, post.id)
+    assert _events(session, post.id) == [
+        "post.created",
+        "post.edited",
+        "post.submitted",
+        "post.withdrawn",
+    ]
