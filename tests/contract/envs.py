@@ -166,3 +166,52 @@ def mastodon_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Co
 
 
 ENVS.append(("mastodon", mastodon_env))
+
+
+# --------------------------------------------------------------------------- bluesky
+
+
+def bluesky_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, ContractHelpers]]:
+    """The real Bluesky connector (atproto SDK) against the local atproto network
+    (PLC + PDS + AppView from @atproto/dev-env; `make atproto-net` installs it)."""
+    from collections.abc import Sequence
+
+    from atproto_net.network import AtprotoNetwork
+
+    from connectors.base import Identity, Metrics
+    from connectors.bluesky import POST, BlueskyConnector
+
+    network: AtprotoNetwork = request.getfixturevalue("atproto_network")
+    account = network.create_account("contract")
+
+    class IndexedBluesky(BlueskyConnector):
+        """Lets the AppView catch up before each read (on bsky.social it lags by seconds)."""
+
+        def fetch_metrics(self, targets: Sequence[Receipt]) -> list[Metrics]:
+            network.process_all()
+            return super().fetch_metrics(targets)
+
+        def whoami(self) -> Identity:
+            network.process_all()
+            return super().whoami()
+
+    connector = IndexedBluesky(
+        ConnectorContext(
+            handle=account.handle,
+            service_url=network.pds_url,
+            credentials={"app_password": account.app_password},
+        )
+    )
+
+    def reply_parent(receipt: Receipt) -> str | None:
+        did, collection, _rkey = (receipt.uri or "")[len("at://") :].split("/")
+        record = next(r for r in network.list_records(did, collection) if r.uri == receipt.uri)
+        reply = getattr(record.value, "reply", None)
+        return None if reply is None else str(reply.parent.uri)
+
+    yield connector, ContractHelpers(
+        account.handle, lambda: len(network.list_records(account.did, POST)), reply_parent
+    )
+
+
+ENVS.append(("bluesky", bluesky_env))
