@@ -304,7 +304,9 @@ def test_it_fits_every_part_of_a_split_of_random_unicode(
 @given(
     text=WORDY_TEXT,
     platform=st.sampled_from(PLATFORMS),
-    limit=st.integers(min_value=40, max_value=300),
+    # at least room for the 59-character URL plus a marker: a URL longer than a part is
+    # the one documented case that is cut (tested above)
+    limit=st.integers(min_value=70, max_value=300),
 )
 def test_it_gives_back_the_text_when_the_parts_of_spaced_text_are_joined(
     text: str, platform: str, limit: int
