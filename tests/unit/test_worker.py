@@ -255,6 +255,10 @@ def test_it_dispatches_on_time_when_running_and_at_once_when_woken(
             assert row is not None and row.published_at is not None
             assert (row.published_at - row.next_attempt_at).total_seconds() < 1.0
 
+        # Let the dispatch that followed that publish finish: the worker is now idle for 30 s.
+        assert wait_for(lambda: worker.idle, timeout=5)
+        time.sleep(0.5)
+        assert worker.idle
         with factory() as s:
             fresh = due(s, next_attempt_at=utcnow())
             s.commit()
