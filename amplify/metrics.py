@@ -109,9 +109,9 @@ def advance(delivery: Delivery, now: datetime) -> None:
 
 
 def _default_connector_for(account: Account) -> Connector:
-    from amplify import accounts
+    from amplify.accounts import connector_for
 
-    return accounts.connector_for(account)
+    return connector_for(account)
 
 
 def _receipt(d: Delivery) -> Receipt:
