@@ -39,15 +39,18 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
-from amplify.db import session_scope
+from amplify.db import database_url, session_scope
 from amplify.models import SandboxRecord, utcnow
 from connectors.base import (
     AuthError,
@@ -118,6 +121,48 @@ def handle_followers(handle: str) -> int:
     """The simulated follower count of a sandbox account (stable per handle)."""
     v = random.Random(_seed(f"amplify-sandbox-handle:{handle}")).random()
     return math.floor(100 * math.exp(3 * v))
+
+
+# --------------------------------------------------------------------------- reads
+
+_read_lock = threading.Lock()
+_read_engines: dict[str, Engine] = {}
+
+
+def _busy_timeout(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+@contextmanager
+def read_scope(url: str | None = None) -> Iterator[Session]:
+    """A session for reads that never waits for the SQLite write lock.
+
+    The workspace engine starts every SQLite transaction with BEGIN IMMEDIATE. A caller
+    such as the metrics sweep may hold such a transaction while it asks this connector
+    for numbers; a second BEGIN IMMEDIATE from here would wait for that very caller. Reads
+    therefore go through a plain engine (pysqlite opens no transaction for a SELECT; WAL
+    lets it read beside a writer). PostgreSQL needs nothing special.
+    """
+    url = url or database_url()
+    if not url.startswith("sqlite"):
+        with session_scope(url) as s:
+            yield s
+        return
+    with _read_lock:
+        engine = _read_engines.get(url)
+        if engine is None:
+            # NullPool: nothing kept open between reads (cheap for SQLite, no leaked files).
+            engine = create_engine(
+                url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                poolclass=NullPool,
+            )
+            event.listen(engine, "connect", _busy_timeout)
+            _read_engines[url] = engine
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
 
 
 # --------------------------------------------------------------------------- connector
@@ -263,7 +308,7 @@ class SandboxConnector:
 
     def find_published(self, post: OutgoingPost) -> list[Receipt] | None:
         receipts: list[Receipt] = []
-        with session_scope(self._url) as s:
+        with read_scope(self._url) as s:
             for index in range(len(post.parts)):
                 record = self._by_key(s, self._part_key(post.idempotency_key, index))
                 if record is None:
@@ -278,7 +323,7 @@ class SandboxConnector:
             )
         now = self._clock()
         ids = [self._record_id(t) for t in targets]
-        with session_scope(self._url) as s:
+        with read_scope(self._url) as s:
             records = {
                 r.id: r for r in s.scalars(select(SandboxRecord).where(SandboxRecord.id.in_(ids)))
             }
@@ -317,7 +362,7 @@ class SandboxConnector:
 
     def records(self) -> list[SandboxRecord]:
         """Everything this account has on the practice network, oldest first (for pages)."""
-        with session_scope(self._url) as s:
+        with read_scope(self._url) as s:
             return list(
                 s.scalars(
                     select(SandboxRecord)

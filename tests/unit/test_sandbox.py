@@ -214,3 +214,14 @@ def test_it_refuses_a_fail_perm_handle_permanently(sqlite_url: str) -> None:
 def test_it_rejects_a_receipt_that_is_not_a_sandbox_record(sqlite_url: str) -> None:
     with pytest.raises(PermanentError, match="not a practice-network record"):
         make(url=sqlite_url).fetch_metrics([Receipt(remote_id="at://x")])
+
+
+def test_it_reads_while_the_caller_holds_the_sqlite_write_lock(sqlite_url: str) -> None:
+    # The metrics sweep keeps its own transaction open while it asks for numbers.
+    conn = make(url=sqlite_url)
+    post = OutgoingPost(parts=("held",), idempotency_key="lock")
+    receipts = conn.publish(post)
+    with session_scope(sqlite_url) as s:
+        s.execute(select(SandboxRecord.id)).all()  # BEGIN IMMEDIATE: the write lock is ours
+        assert len(conn.fetch_metrics(receipts)) == 1
+        assert conn.find_published(post) == receipts
