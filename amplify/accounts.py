@@ -21,7 +21,7 @@ from amplify.db import get_engine
 from amplify.errors import AmplifyError, NotFound, ValidationFailed
 from amplify.models import Account, AccountStatus, Delivery, DeliveryStatus, User
 from amplify.permissions import Action, can, require
-from amplify.workflow import audit, notify_hook
+from amplify.workflow import audit, notify_hook, refresh_post_state
 from connectors import registry
 from connectors.base import AuthError, Connector, ConnectorContext, ConnectorError, Identity
 
@@ -442,12 +442,18 @@ def remove_account(s: Session, actor: User, account_id: int, *, force: bool = Fa
             ]
         )
     if pending:
-        s.execute(
-            update(Delivery)
-            .where(Delivery.account_id == account.id, Delivery.status == DeliveryStatus.PENDING)
-            .values(status=DeliveryStatus.CANCELLED)
-            .execution_options(synchronize_session="fetch")
+        affected = list(
+            s.scalars(
+                select(Delivery).where(
+                    Delivery.account_id == account.id, Delivery.status == DeliveryStatus.PENDING
+                )
+            )
         )
+        for delivery in affected:
+            delivery.status = DeliveryStatus.CANCELLED
+        s.flush()
+        for post in {d.post for d in affected}:
+            refresh_post_state(s, post)  # a story left with nothing to send settles
     audit(
         s,
         actor,

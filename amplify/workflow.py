@@ -753,20 +753,36 @@ def retry_delivery(s: Session, actor: User, delivery_id: int) -> Delivery:
 
 
 def refresh_post_state(s: Session, post: Post) -> str:
-    """Approved → published once every ``kind="post"`` delivery has published."""
+    """Settle an approved story from its ``kind="post"`` deliveries.
+
+    Published (``published_at`` = the last landing) once every delivery still meant to
+    go out has published; cancelled sends (an account left out of a re-approval, or
+    removed) do not hold it back. If every send was cancelled and none landed, the story
+    is cancelled too, so it never waits forever for nothing.
+    """
     if post.state != PostState.APPROVED:
         return post.state
-    statuses = s.execute(
+    _flush(s)
+    rows = s.execute(
         select(Delivery.status, Delivery.published_at).where(
             Delivery.post_id == post.id, Delivery.kind == DeliveryKind.POST
         )
     ).all()
-    if not statuses or any(status != DeliveryStatus.PUBLISHED for status, _ in statuses):
+    live = [(status, at) for status, at in rows if status != DeliveryStatus.CANCELLED]
+    if not rows:
         return post.state
-    times = [at for _, at in statuses if at is not None]
+    if not live:
+        post.state = PostState.CANCELLED
+        post.updated_at = utcnow()
+        audit(s, None, "post.cancelled", "post", post.id, reason="every send was cancelled")
+        _flush(s)
+        return post.state
+    if any(status != DeliveryStatus.PUBLISHED for status, _ in live):
+        return post.state
+    times = [at for _, at in live if at is not None]
     post.state = PostState.PUBLISHED
     post.published_at = max(times) if times else utcnow()
-    audit(s, None, "post.published", "post", post.id, deliveries=len(statuses))
+    audit(s, None, "post.published", "post", post.id, deliveries=len(live))
     _flush(s)
     return post.state
 

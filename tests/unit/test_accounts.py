@@ -325,6 +325,22 @@ def test_it_refuses_removing_an_account_with_scheduled_sends(session, people):
     assert account not in accounts.list_accounts(session)
 
 
+def test_it_settles_stories_whose_sends_a_forced_removal_cancelled(session, people):
+    from amplify import workflow
+
+    gone = _add(session, people["admin"], handle="gone")
+    stays = _add(session, people["admin"], handle="stays")
+    only = workflow.create_draft(session, people["vol"], body="Only on the removed account")
+    shared = workflow.create_draft(session, people["vol"], body="On both accounts")
+    for post, ids in ((only, [gone.id]), (shared, [gone.id, stays.id])):
+        workflow.submit(session, people["vol"], post.id)
+        workflow.approve(session, people["lead"], post.id, account_ids=ids, scheduled_for=WHEN)
+    landed = next(d for d in shared.deliveries if d.account_id == stays.id)
+    landed.status, landed.published_at = "published", WHEN
+    accounts.remove_account(session, people["admin"], gone.id, force=True)
+    assert (only.state, shared.state) == ("cancelled", "published")
+
+
 def test_it_never_removes_an_account_that_is_publishing(session, people):
     account = _add(session, people["admin"])
     _delivery(session, account, status="claimed")

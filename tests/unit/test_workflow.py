@@ -408,6 +408,31 @@ def test_it_publishes_at_once_when_reapproved_for_accounts_that_all_published(
     assert post.state == PostState.PUBLISHED
 
 
+def test_it_publishes_a_reapproved_story_without_waiting_for_accounts_left_out(
+    session, people, accounts
+):
+    post = _approved(session, people, accounts)
+    workflow.cancel(session, people["lead"], post.id)
+    workflow.approve(
+        session, people["lead"], post.id, account_ids=[accounts[0].id], scheduled_for=WHEN
+    )
+    kept = next(d for d in post.deliveries if d.account_id == accounts[0].id)
+    left_out = next(d for d in post.deliveries if d.account_id == accounts[1].id)
+    assert left_out.status == "cancelled"
+    kept.status, kept.published_at = "published", WHEN
+    assert workflow.refresh_post_state(session, post) == PostState.PUBLISHED
+
+
+def test_it_cancels_an_approved_story_whose_every_send_was_cancelled(session, people, accounts):
+    post = _approved(session, people, accounts[:1])
+    (delivery,) = post.deliveries
+    delivery.status = "cancelled"
+    assert workflow.refresh_post_state(session, post) == PostState.CANCELLED
+    assert workflow.post_history(session, post.id)[-1].detail == {
+        "reason": "every send was cancelled"
+    }
+
+
 # --------------------------------------------------------------------------- illegal moves
 
 LEGAL_FROM = {
