@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -232,8 +233,12 @@ def _media_problems(media: Sequence[MediaInput]) -> list[str]:
     if len(media) > MAX_MEDIA:
         problems.append(f"Attach at most {MAX_MEDIA} images (there are {len(media)}).")
     for n, item in enumerate(media, start=1):
-        if not (item.path or "").strip():
+        path = (item.path or "").strip()
+        if not path:
             problems.append(f"Image {n} has no file; upload it again.")
+        elif PurePath(path).is_absolute() or ".." in PurePath(path).parts or "\\" in path:
+            # Media paths are relative to the data dir; anything else could publish any file.
+            problems.append(f"Image {n} must be uploaded through Amplify; upload it again.")
         if not (item.alt_text or "").strip():
             problems.append(f"Image {n} needs alt text: describe it for people who cannot see it.")
         if not (item.mime_type or "").startswith("image/"):

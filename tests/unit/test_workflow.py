@@ -107,6 +107,8 @@ def test_it_creates_a_draft_and_records_it(session, people):
         ({"media": [MediaInput("a.jpg", "")]}, "Image 1 needs alt text"),
         ({"media": [MediaInput(f"{i}.jpg", "alt") for i in range(5)]}, "at most 4 images"),
         ({"media": [MediaInput("a.pdf", "alt", "application/pdf")]}, "not an image"),
+        ({"media": [MediaInput("/etc/passwd", "alt")]}, "must be uploaded through Amplify"),
+        ({"media": [MediaInput("media/../../secret.key", "alt")]}, "uploaded through Amplify"),
         ({"target_platforms": ["myspace"]}, "Unknown platform(s): myspace"),
         ({"preferred_time": datetime(2031, 1, 1, 9, 0)}, "with its time zone"),
         ({"campaign_id": 12345}, "campaign does not exist"),
