@@ -161,6 +161,16 @@ def _readers(s: Session, platform: str, service_url: str, own: list[Account]) ->
     return out
 
 
+@dataclass(frozen=True)
+class _Due:
+    """What a sweep needs of one delivery, read up front so no transaction stays open
+    while a platform is being called (on SQLite that would stall every publish)."""
+
+    id: int
+    receipt: Receipt
+    shared: int  # reposts + quotes at the last reading
+
+
 def sweep(
     factory: sessionmaker[Session],
     *,
@@ -169,10 +179,12 @@ def sweep(
     connector_for: ConnectorFor | None = None,
 ) -> SweepResult:
     """Take every due snapshot (every published delivery with ``force_all``) in the fewest
-    calls. Commits per batch, so a failure part-way keeps what was read."""
+    calls. Each batch is written in its own short transaction, so a failure part-way keeps
+    what was read, and nothing is held open during a platform call."""
     now = now or utcnow()
     build = connector_for or _default_connector_for
     result = SweepResult()
+    plan: list[tuple[str, list[_Due], list[Account]]] = []
     with factory() as s:
         due = _due(s, now, force_all)
         result.deliveries = len(due)
@@ -187,57 +199,84 @@ def sweep(
                     f"{platform}: no healthy account can read metrics; reconnect one under Accounts"
                 )
                 continue
-            _sweep_group(s, platform, deliveries, readers, build, now, result)
+            items = [
+                _Due(d.id, _receipt(d), int(d.reposts or 0) + int(d.quotes or 0))
+                for d in deliveries
+            ]
+            plan.append((platform, items, readers))
+        # Keep the accounts as read (a rollback would expire them), then end the read
+        # before any platform call.
+        s.expunge_all()
+        s.rollback()
+    for platform, items, readers in plan:
+        _sweep_group(factory, platform, items, readers, build, now, result)
     return result
 
 
+def _count_call(result: SweepResult, platform: str) -> None:
+    result.calls += 1
+    result.calls_by_platform[platform] = result.calls_by_platform.get(platform, 0) + 1
+
+
 def _sweep_group(
-    s: Session,
+    factory: sessionmaker[Session],
     platform: str,
-    deliveries: list[Delivery],
+    items: list[_Due],
     readers: list[Account],
     build: ConnectorFor,
     now: datetime,
     result: SweepResult,
 ) -> None:
-    connector: Connector | None = None
     reader_index = 0
-    while connector is None and reader_index < len(readers):
-        try:
-            connector = build(readers[reader_index])
-        except Exception as exc:
-            result.errors.append(f"{readers[reader_index].label}: {exc}")
-            reader_index += 1
+    connector: Connector | None = None
+
+    def next_connector() -> Connector | None:
+        nonlocal reader_index
+        while reader_index < len(readers):
+            try:
+                return build(readers[reader_index])
+            except Exception as exc:
+                result.errors.append(f"{readers[reader_index].label}: {exc}")
+                reader_index += 1
+        return None
+
+    connector = next_connector()
     if connector is None:
         return
-    for batch in _chunks(deliveries, connector.metrics_batch_size):
-        receipts = [_receipt(d) for d in batch]
-        try:
-            readings = connector.fetch_metrics(receipts)
-        except AuthError as exc:
-            result.errors.append(f"{readers[reader_index].label}: {exc}")
-            # Try the next healthy reader for this and the remaining batches.
-            reader_index += 1
-            connector = None
-            while connector is None and reader_index < len(readers):
+    size = max(1, connector.metrics_batch_size)
+    for start in range(0, len(items), size):
+        batch = items[start : start + size]
+        receipts = [item.receipt for item in batch]
+        readings: list[Metrics] | None = None
+        while readings is None and connector is not None:
+            try:
+                _count_call(result, platform)
+                readings = connector.fetch_metrics(receipts)
+            except AuthError as exc:
+                # This reader lost its access: the next healthy account reads instead.
+                result.errors.append(f"{readers[reader_index].label}: {exc}")
+                reader_index += 1
+                connector = next_connector()
+            except ConnectorError as exc:
+                result.errors.append(f"{platform}: {exc}")
+                break  # these stay due and are read at the next sweep
+        if connector is None:
+            return
+        if readings is None:
+            continue
+        by_id = {m.remote_id: m for m in readings}
+        spread: dict[int, list[SpreaderInfo]] = {}
+        for item in batch:
+            m = by_id.get(item.receipt.remote_id)
+            if m is not None and m.reposts + m.quotes > item.shared:
+                result.spreader_calls += 1
                 try:
-                    connector = build(readers[reader_index])
-                    readings = connector.fetch_metrics(receipts)
-                except Exception as exc2:
-                    result.errors.append(f"{readers[reader_index].label}: {exc2}")
-                    connector = None
-                    reader_index += 1
-            if connector is None:
-                return
-        except ConnectorError as exc:
-            result.errors.append(f"{platform}: {exc}")
-            result.calls += 1
-            result.calls_by_platform[platform] = result.calls_by_platform.get(platform, 0) + 1
-            continue  # these stay due and are read at the next sweep
-        result.calls += 1
-        result.calls_by_platform[platform] = result.calls_by_platform.get(platform, 0) + 1
-        _store(s, connector, batch, readings, now, result)
-        s.commit()
+                    spread[item.id] = connector.fetch_spreaders(item.receipt)
+                except ConnectorError as exc:
+                    result.errors.append(f"spreaders of delivery {item.id}: {exc}")
+        with factory() as s:
+            _store(s, batch, by_id, spread, now, result)
+            s.commit()
 
 
 def _latest(s: Session, delivery_ids: Sequence[int]) -> dict[int, MetricSnapshot]:
@@ -256,16 +295,20 @@ def _latest(s: Session, delivery_ids: Sequence[int]) -> dict[int, MetricSnapshot
 
 def _store(
     s: Session,
-    connector: Connector,
-    batch: Sequence[Delivery],
-    readings: Sequence[Metrics],
+    batch: Sequence[_Due],
+    readings: dict[str, Metrics],
+    spread: dict[int, list[SpreaderInfo]],
     now: datetime,
     result: SweepResult,
 ) -> None:
-    by_id = {m.remote_id: m for m in readings}
-    previous = _latest(s, [d.id for d in batch])
-    for d in batch:
-        m = by_id.get(d.remote_id or "")
+    rows = {
+        d.id: d for d in s.scalars(select(Delivery).where(Delivery.id.in_([i.id for i in batch])))
+    }
+    for item in batch:
+        d = rows.get(item.id)
+        if d is None:
+            continue  # deleted meanwhile
+        m = readings.get(item.receipt.remote_id)
         if m is None:
             result.missing += 1
             advance(d, now)
@@ -274,17 +317,8 @@ def _store(
         snapshots.append(s, d, m, taken_at=now)
         result.snapshots += 1
         advance(d, now)
-        before = previous.get(d.id)
-        shared_before = (before.reposts + before.quotes) if before else 0
-        if m.reposts + m.quotes > shared_before:
-            try:
-                infos = connector.fetch_spreaders(_receipt(d))
-            except ConnectorError as exc:
-                result.errors.append(f"spreaders of delivery {d.id}: {exc}")
-                continue
-            finally:
-                result.spreader_calls += 1
-            result.spreaders += upsert_spreaders(s, d, infos, now)
+        if item.id in spread:
+            result.spreaders += upsert_spreaders(s, d, spread[item.id], now)
 
 
 def upsert_spreaders(
