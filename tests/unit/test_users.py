@@ -179,3 +179,22 @@ def test_it_refuses_a_volunteer_resetting_someone_elses_password(session, admin)
     )
     with pytest.raises(NotAllowed):
         users.set_password(session, vol, admin.id, new_password="taken over now")
+
+
+def test_it_guards_the_last_admin_on_every_database(db_url):
+    from amplify.db import session_scope
+
+    with session_scope(db_url) as s:
+        ada = users.create_user(
+            s, None, email="ada@example.org", name="Ada", role="admin", password=PW
+        )
+        bo = users.create_user(s, ada, email="bo@example.org", name="Bo", role="admin", password=PW)
+        ada_id, bo_id = ada.id, bo.id
+    with session_scope(db_url) as s:
+        users.set_role(s, s.get(User, ada_id), bo_id, "lead")
+    with pytest.raises(ValidationFailed, match="last active admin"), session_scope(db_url) as s:
+        users.set_active(s, s.get(User, ada_id), ada_id, False)
+    with session_scope(db_url) as s:
+        assert [u.email for u in users.list_users(s) if u.role == "admin" and u.active] == [
+            "ada@example.org"
+        ]
