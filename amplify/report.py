@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -73,8 +73,24 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _json_default(value: Any) -> Any:
+    """For json.dumps: dates as ISO 8601, anything else unknown as its text."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: empty for None, nested lists/mappings as JSON text."""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, default=_json_default)
+    return _jsonable(value)
+
+
 def to_json(rows: Sequence[dict[str, Any]]) -> str:
-    return json.dumps([{k: _jsonable(v) for k, v in r.items()} for r in rows], indent=2)
+    return json.dumps(list(rows), indent=2, default=_json_default)
 
 
 def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -87,7 +103,7 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None)
     )
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else _jsonable(row.get(k)) for k in columns})
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
     return buf.getvalue()
 
 

@@ -319,3 +319,52 @@ def test_it_repeats_run_once_until_nothing_is_left_to_claim() -> None:
     assert fake.calls == 4
     assert total["claimed"] == 6 and total["outcomes"] == {"published": 6}
     assert total["rounds"] == 4
+
+
+def test_it_publishes_then_sweeps_metrics_and_reports_reach(people: str, tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "Due,sandbox:team.sandbox,2020-01-01T09:00:00Z,,,,\n")
+    assert (
+        invoke("posts", "import", str(path), "--as", "lead@example.org", "--approve").exit_code == 0
+    )
+    worked = invoke("worker", "--once", "--concurrency", "2")
+    assert worked.exit_code == 0, worked.output
+    assert json.loads(worked.stdout)["outcomes"] == {"published": 1}
+
+    swept = invoke("metrics", "sweep", "--all")
+    assert swept.exit_code == 0, swept.output
+    assert json.loads(swept.stdout)["snapshots"] == 1
+
+    reach = invoke("report", "reach", "--format", "json")
+    assert reach.exit_code == 0, reach.output
+    with session_scope(people) as s:
+        post_id = s.scalars(select(Post.id)).one()
+    assert [r["post_id"] for r in json.loads(reach.stdout)] == [post_id]
+    as_csv = invoke("report", "reach", "--format", "csv").stdout
+    (row,) = list(csv.DictReader(io.StringIO(as_csv)))
+    assert row["post_id"] == str(post_id)
+    assert isinstance(json.loads(row["delivery_details"]), list)  # nested values stay JSON
+
+
+def test_it_builds_the_demo_in_its_own_file_and_never_over_a_real_one(
+    people: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "practice" / "demo.db"
+    built = invoke("demo", "--path", str(target))
+    assert built.exit_code == 0, built.output
+    assert target.exists() and "password (demo only)" in built.stdout
+    real = people.split("///", 1)[1]
+    refused = invoke("demo", "--path", real)
+    assert refused.exit_code == 1
+    assert "already holds a real workspace" in refused.stderr
+
+
+def test_it_prints_benchmark_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    fake = types.ModuleType("amplify.bench")
+    fake.run_all = lambda: {"publish_per_second": 412.5, "claims": {"p50_ms": 3}}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "amplify.bench", fake)
+    as_json = invoke("bench", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["publish_per_second"] == 412.5
+    assert 'claims: {"p50_ms": 3}' in invoke("bench").stdout
