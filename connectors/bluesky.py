@@ -231,7 +231,12 @@ class BlueskyConnector:
             return None
         if session.handle.lower() != self.handle.lower() or not session.refresh_jwt:
             return None
-        payload = session.refresh_jwt_payload
+        try:
+            payload = session.refresh_jwt_payload
+            _ = session.access_jwt_payload
+        except Exception:  # tokens that do not decode: start over with the app password
+            log.warning("bluesky: the stored session of @%s is unreadable; logging in", self.handle)
+            return None
         if payload.exp is not None and payload.exp <= datetime.now(UTC).timestamp() + 60:
             return None  # the refresh token itself expired: a new session is needed
         return session
