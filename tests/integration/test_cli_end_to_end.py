@@ -46,8 +46,9 @@ def test_it_publishes_100_imported_stories_to_the_sandbox_exactly_once(
 ) -> None:
     amplify("db", "upgrade")
     amplify("users", "add", "admin@example.org", "--role", "admin", stdin=PASSWORD + "\n")
-    amplify("users", "add", "lead@example.org", "--role", "lead", "--name", "Lee",
-            stdin=PASSWORD + "\n")
+    amplify(
+        "users", "add", "lead@example.org", "--role", "lead", "--name", "Lee", stdin=PASSWORD + "\n"
+    )
     added = amplify("accounts", "add", "--platform", "sandbox", "--handle", "team.sandbox")
     assert "nothing is really posted" in added.stdout
 
