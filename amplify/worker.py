@@ -53,6 +53,7 @@ from amplify.models import (
     WorkerHeartbeat,
     utcnow,
 )
+from amplify.retry import DEFAULT_POLICY, RetryPolicy
 from connectors.base import Connector
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ class Worker:
         metrics_enabled: bool = True,
         connector_for: Callable[[Account], Connector] | None = None,
         idle_seconds: float = MAX_IDLE_SECONDS,
+        policy: RetryPolicy | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1 (how many posts publish at once)")
@@ -146,6 +148,7 @@ class Worker:
         # None: accounts.connector_for (the real platforms); benchmarks and tests pass one.
         self.connector_for = connector_for
         self.idle_seconds = idle_seconds
+        self.policy = policy or DEFAULT_POLICY
         self.stats: Counter[str] = Counter()
         self.last_action = "starting"
         self._pool: ThreadPoolExecutor | None = None
@@ -416,7 +419,11 @@ class Worker:
                     self._act(f"deferred delivery {item.id} to {wait_until:%H:%M:%S} (budget)")
                     return "deferred"
             outcome = publisher.publish_one(
-                self.factory, item.id, self.worker_id, connector_for=self.connector_for
+                self.factory,
+                item.id,
+                self.worker_id,
+                policy=self.policy,
+                connector_for=self.connector_for,
             )
             self._after_publish(item)
             self._act(f"delivery {item.id}: {outcome}")
@@ -496,7 +503,11 @@ class Worker:
             def reconcile(item: _Claimed) -> str:
                 try:
                     outcome = publisher.reconcile_one(
-                        self.factory, item.id, self.worker_id, connector_for=self.connector_for
+                        self.factory,
+                        item.id,
+                        self.worker_id,
+                        policy=self.policy,
+                        connector_for=self.connector_for,
                     )
                     self._after_publish(item)
                     return f"reconcile:{outcome}"

@@ -1,0 +1,264 @@
+"""Faults: workers killed mid-publish, flaky networks, 429s and refusals.
+
+Everything here talks to the local X stand-in (tests/fakes/x_server.py), which counts the
+posts it creates, so "exactly once" is checked where it matters: on the platform.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from factories import make_account, make_delivery, make_post
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from amplify import queue
+from amplify.db import session_factory
+from amplify.models import Account, AccountStatus, Delivery, DeliveryStatus, utcnow
+from amplify.retry import RetryPolicy
+from amplify.worker import Worker
+from tests.fakes.x_server import XFakeServer, remote_stats
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = RetryPolicy(base_seconds=0.2, factor=2, cap_seconds=1.0, max_attempts=10, jitter=0.1)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return predicate()
+
+
+def counts(factory: sessionmaker[Session]) -> dict[str, int]:
+    with factory() as s:
+        return queue.queue_counts(s)
+
+
+def x_account(s: Session, server_url: str, token: str) -> Account:
+    """An X account on the stand-in; its handle does not contain its (secret) token."""
+    return make_account(
+        s,
+        platform="x",
+        handle=f"chapter_{abs(hash(token)) % 10**8}",
+        service_url=server_url,
+        credentials={"bearer": token},
+    )
+
+
+def x_deliveries(s: Session, account: Account, n: int, tag: str) -> list[Delivery]:
+    now = utcnow()
+    return [
+        make_delivery(
+            s,
+            post=make_post(s, body=f"Story {tag}-{i}: our clinic's volunteers cut waits."),
+            account=account,
+            next_attempt_at=now,
+        )
+        for i in range(n)
+    ]
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+@pytest.fixture
+def x_server() -> Iterator[XFakeServer]:
+    with XFakeServer(hang_seconds=1.0) as server:
+        yield server
+
+
+@pytest.fixture
+def factory(sqlite_url: str) -> sessionmaker[Session]:
+    return session_factory(sqlite_url)
+
+
+def test_it_lands_everything_once_through_5xx_hangs_resets_and_lost_answers(
+    factory: sessionmaker[Session], x_server: XFakeServer
+) -> None:
+    with factory() as s:
+        a = x_account(s, x_server.url, "tok-a")
+        b = x_account(s, x_server.url, "tok-b")
+        x_deliveries(s, a, 5, "a")
+        x_deliveries(s, b, 5, "b")
+        s.commit()
+    tweets = "POST /2/tweets"
+    x_server.inject("server_error", endpoint=tweets, count=2, status=503)
+    x_server.inject("hang", endpoint=tweets)
+    x_server.inject("reset", endpoint=tweets)
+    x_server.inject("server_error", endpoint=tweets, status=502, after=True)  # landed, answer lost
+    x_server.inject("reset", endpoint=tweets, after=True)
+
+    worker = Worker(concurrency=2, factory=factory, policy=FAST, metrics_enabled=False)
+    worker.start()
+    try:
+        assert wait_until(lambda: counts(factory)["published"] == 10, timeout=90), counts(factory)
+    finally:
+        worker.stop()
+
+    stats = x_server.stats()
+    assert stats["faults_pending"] == 0  # every fault was met
+    assert stats["posts"] == 10
+    assert stats["posts_created"] == 10  # nothing was created twice
+    with factory() as s:
+        ids = s.scalars(select(Delivery.remote_id)).all()
+        assert len(set(ids)) == 10
+        assert {p["id"] for p in x_server.posts} == set(ids)
+
+
+def test_it_makes_no_call_before_the_reset_time_of_a_429(
+    factory: sessionmaker[Session], x_server: XFakeServer
+) -> None:
+    with factory() as s:
+        slow = x_account(s, x_server.url, "tok-slow")
+        x_deliveries(s, slow, 3, "slow")
+        s.commit()
+    x_server.inject("rate_limit", endpoint="POST /2/tweets", reset_in=3)
+
+    worker = Worker(concurrency=2, factory=factory, policy=FAST, metrics_enabled=False)
+    worker.start()
+    try:
+        assert wait_until(lambda: x_server.stats()["calls"].get("POST /2/tweets", 0) >= 1, 20)
+        refused_at = time.time()
+        reset = int(refused_at) + 3  # what x-rate-limit-reset said (whole seconds)
+        while time.time() < reset - 0.2:
+            assert x_server.stats()["calls"].get("POST /2/tweets", 0) == 1, "called before reset"
+            time.sleep(0.05)
+        assert wait_until(lambda: counts(factory)["published"] == 3, timeout=30)
+    finally:
+        worker.stop()
+    assert x_server.stats()["posts_created"] == 3
+
+
+def test_it_stops_at_once_with_a_readable_reason_on_permanent_refusals(
+    factory: sessionmaker[Session], x_server: XFakeServer
+) -> None:
+    with factory() as s:
+        revoked = x_account(s, x_server.url, "tok-revoked")
+        (refused,) = x_deliveries(s, revoked, 1, "revoked")
+        s.commit()
+    x_server.revoke("tok-revoked")
+
+    summary = Worker(concurrency=2, factory=factory, policy=FAST).run_once(metrics=False)
+
+    assert summary["outcomes"] == {"needs_attention": 1}
+    with factory() as s:
+        d = s.get(Delivery, refused.id)
+        acct = s.get(Account, revoked.id)
+        assert d is not None and acct is not None
+        assert d.status == DeliveryStatus.FAILED
+        assert d.attempts == 1
+        assert acct.status == AccountStatus.NEEDS_ATTENTION
+        for message in (d.last_error or "", acct.last_error or ""):
+            assert message and "tok-revoked" not in message
+            assert "reconnect" in message.lower() or "credentials" in message.lower(), message
+    assert x_server.stats()["calls"].get("POST /2/tweets", 0) == 1
+
+
+# --------------------------------------------------------------------------- kill -9
+
+
+def _spawn_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "amplify.worker", "--concurrency", "4", "--no-metrics"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_it_publishes_500_deliveries_exactly_once_while_workers_are_killed(
+    pg_url: str, tmp_path: Path
+) -> None:
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.x_server",
+            "--port",
+            "0",
+            "--latency",
+            "0.02",
+            "--post-limit",
+            "1000",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        factory = session_factory(pg_url)
+        with factory() as s:
+            for n in range(25):
+                acct = x_account(s, url, f"tok-{n}")
+                x_deliveries(s, acct, 20, f"{n}")
+            s.commit()
+
+        env = dict(os.environ)
+        env.update(
+            {"AMPLIFY_DATABASE_URL": pg_url, "AMPLIFY_LEASE_SECONDS": "3", "PYTHONPATH": str(ROOT)}
+        )
+        log = tmp_path / "workers.log"
+        workers = [_spawn_worker(env, log) for _ in range(2)]
+        rng = random.Random(20261124)
+        kills = 0
+        deadline = time.monotonic() + 420
+        # Chaos: kill -9 a random worker at a random moment, restart it, eight times.
+        while kills < 8 and time.monotonic() < deadline:
+            time.sleep(rng.uniform(1.0, 4.0))
+            if counts(factory)["published"] >= 490:
+                break
+            victim = rng.randrange(len(workers))
+            workers[victim].send_signal(signal.SIGKILL)
+            workers[victim].wait(10)
+            workers[victim] = _spawn_worker(env, log)
+            kills += 1
+        assert kills >= 3, "the workers finished before the chaos could start; add work"
+
+        def settled() -> bool:
+            c = counts(factory)
+            return c["published"] == 500 or c["failed"] > 0
+
+        assert wait_until(settled, timeout=max(10.0, deadline - time.monotonic()), every=0.5), (
+            counts(factory),
+            log.read_text()[-3000:],
+        )
+        final = counts(factory)
+        assert final["published"] == 500, final
+        assert final["pending"] == final["claimed"] == final["reconcile"] == 0
+        assert final["failed"] == 0
+        stats = remote_stats(url)
+        assert stats["posts"] == 500
+        assert stats["posts_created"] == 500  # nothing was sent twice
+        with factory() as s:
+            distinct = s.scalar(select(func.count(func.distinct(Delivery.remote_id))))
+            assert distinct == 500
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(30)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        server.terminate()
+        server.wait(10)
