@@ -18,7 +18,6 @@ import pandas as pd
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from amplify.config import get_settings
 from amplify.models import (
     Account,
     AuditEvent,
@@ -32,6 +31,7 @@ from amplify.models import (
     Spreader,
     User,
 )
+from amplify.workspace import workspace_tz
 
 ENGAGEMENT = (
     MetricSnapshot.likes + MetricSnapshot.reposts + MetricSnapshot.replies + MetricSnapshot.quotes
@@ -143,7 +143,7 @@ def engagement_over_time(
     }
     if by not in keys:
         raise ValueError(f"cannot group engagement by {by!r}; use one of {sorted(keys)}")
-    tz = get_settings().tz
+    tz = workspace_tz(s)
     key = keys[by].label("series")
     stmt = (
         select(EngagementDaily.day, key, func.sum(EngagementDaily.gain))
@@ -273,7 +273,7 @@ def best_times(s: Session, period: Period) -> pd.DataFrame:
     rows = s.execute(stmt).all()
     if not rows:
         return pd.DataFrame(columns=["weekday", "hour", "engagement", "posts"])
-    tz = get_settings().tz
+    tz = workspace_tz(s)
     frame = pd.DataFrame(rows, columns=["bucket", "total", "posts"])
     local = pd.to_datetime(frame["bucket"]).dt.tz_localize("UTC").dt.tz_convert(tz)
     frame = frame.assign(weekday=local.dt.day_name().str[:3], hour=local.dt.hour)

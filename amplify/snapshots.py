@@ -14,8 +14,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from amplify.config import get_settings
 from amplify.models import Delivery, DeliveryKind, EngagementDaily, MetricSnapshot, utcnow
+from amplify.workspace import workspace_tz
 from connectors.base import Metrics
 
 
@@ -54,7 +54,7 @@ def append(
 
 def _add_gain(s: Session, delivery: Delivery, taken_at: datetime, gain: int) -> None:
     """Upsert so that two workers sweeping the same post on the same day both count."""
-    day = taken_at.astimezone(get_settings().tz).date()
+    day = taken_at.astimezone(workspace_tz(s)).date()
     values = {
         "day": day,
         "post_id": delivery.post_id,
