@@ -18,7 +18,9 @@ if get_settings().embedded_worker:
 
 widgets.keep_typed_values()
 user = auth.gate()
-page = st.navigation(nav.pages_for(user))
+pages = nav.pages_for(user)
+page = st.navigation(pages)
+nav.open_wanted_page(pages)
 auth.sidebar(user)
 widgets.show_flashes()
 page.run()

@@ -164,6 +164,17 @@ def publishing_accounts(s: Session) -> Sequence[Account]:
     return s.scalars(stmt).all()
 
 
+def connected_platforms(s: Session) -> list[str]:
+    """Platforms the organisation can publish to now (an account that is not disabled)."""
+    stmt = (
+        select(Account.platform)
+        .where(Account.owner_id.is_(None), Account.status != "disabled")
+        .distinct()
+        .order_by(Account.platform)
+    )
+    return list(s.scalars(stmt))
+
+
 def opted_in_accounts(s: Session, user_id: int | None = None) -> Sequence[Account]:
     """Advocates' accounts that take part in amplification (of one person if given)."""
     stmt = (

@@ -106,6 +106,9 @@ def gate() -> User:
         if sso is not None:
             state.sign_in(sso)
             return sso
+    from amplify.ui import nav
+
+    nav.remember_wanted_page()
     with state.db() as s:
         empty = not users.has_users(s)
     if empty:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import streamlit as st
 
@@ -78,6 +79,31 @@ PAGES: tuple[PageSpec, ...] = (
 def available(spec: PageSpec) -> bool:
     """Whether the page's file exists (Reach is written separately and may not have landed)."""
     return (ROOT / PAGES_DIR / spec.file).is_file()
+
+
+WANTED_KEY = "_wanted_page"
+
+
+def remember_wanted_page() -> None:
+    """Before sign-in: note which page the URL asked for (e.g. /review), to open it after."""
+    try:
+        url = st.context.url or ""
+    except Exception:  # no browser context (bare runs)
+        url = ""
+    path = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    if path and any(spec.url_path == path for spec in PAGES):
+        st.session_state.setdefault(WANTED_KEY, path)
+
+
+def open_wanted_page(groups: dict[str, list[st.Page]]) -> None:
+    """After sign-in: go to the page the URL asked for (its own check then allows or refuses)."""
+    wanted = st.session_state.pop(WANTED_KEY, None)
+    if not wanted:
+        return
+    for pages in groups.values():
+        for page in pages:
+            if page.url_path == wanted:
+                st.switch_page(page)
 
 
 def pages_for(user: User) -> dict[str, list[st.Page]]:

@@ -102,3 +102,18 @@ def test_it_maps_a_verified_sso_email_to_an_existing_active_person(
     stranger.run()
     assert "user_id" not in stranger.session_state
     assert "not an active person" in texts(stranger)
+
+
+def test_it_opens_the_page_the_url_asked_for_after_sign_in(people: dict[str, int]) -> None:
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    app = Path(__file__).resolve().parents[2] / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=30)
+    at.context = {"url": "http://localhost:8501/review"}
+    at.run()
+    at.text_input(key="keep_signin_email").input("volunteer@example.org")
+    at.text_input(key="signin_pw").input(PASSWORD)
+    button(at, "Sign in").click().run()
+    assert "Only leads and admins can approve stories." in texts(at)

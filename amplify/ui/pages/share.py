@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from amplify import textrules, workflow
+from amplify import queries, textrules, workflow
 from amplify.config import get_settings
 from amplify.errors import AmplifyError
 from amplify.permissions import Action
@@ -134,7 +134,11 @@ def render() -> None:
     camps = _campaigns()
     by_id = {c.id: c for c in camps}
     tz = widgets.workspace_tz()
-    st.session_state.setdefault(f"{P}platforms", [p for p in PLATFORMS if p != "sandbox"])
+    if f"{P}platforms" not in st.session_state:
+        with state.db() as s:
+            connected = queries.connected_platforms(s)
+        # Default: where the team can publish now; with nothing connected, the real networks.
+        st.session_state[f"{P}platforms"] = connected or [p for p in PLATFORMS if p != "sandbox"]
     st.session_state.setdefault(f"{P}campaign", None)
 
     form, preview_col = st.columns([3, 2], gap="large")
@@ -183,9 +187,9 @@ def render() -> None:
                 key=f"{P}alt_{f.name}",
                 help="Describe the image for people who use screen readers.",
             )
-        b1, b2, _ = st.columns([1, 1, 2])
-        save = b1.button("Save draft")
-        send = b2.button("Submit for review", type="primary")
+        with st.container(horizontal=True):
+            save = st.button("Save draft")
+            send = st.button("Submit for review", type="primary")
 
     campaign = by_id.get(st.session_state.get(f"{P}campaign"))
     with preview_col:
