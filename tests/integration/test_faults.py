@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -168,14 +169,37 @@ def test_it_stops_at_once_with_a_readable_reason_on_permanent_refusals(
 # --------------------------------------------------------------------------- kill -9
 
 
-def _spawn_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn_worker(env: dict[str, str], log: Path, worker_id: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "amplify.worker", "--concurrency", "4", "--no-metrics"],
+            [
+                sys.executable,
+                "-m",
+                "amplify.worker",
+                "--concurrency",
+                "4",
+                "--no-metrics",
+                "--worker-id",
+                worker_id,
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+        )
+
+
+def _holds_claim(factory: sessionmaker[Session], worker_id: str) -> bool:
+    with factory() as s:
+        return bool(
+            s.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(
+                    Delivery.lease_owner == worker_id,
+                    Delivery.status == DeliveryStatus.CLAIMED,
+                )
+            )
         )
 
 
@@ -217,21 +241,29 @@ def test_it_publishes_500_deliveries_exactly_once_while_workers_are_killed(
             {"AMPLIFY_DATABASE_URL": pg_url, "AMPLIFY_LEASE_SECONDS": "3", "PYTHONPATH": str(ROOT)}
         )
         log = tmp_path / "workers.log"
-        workers = [_spawn_worker(env, log) for _ in range(2)]
+        names = ["w0-0", "w1-0"]
+        workers = [_spawn_worker(env, log, name) for name in names]
         rng = random.Random(20261124)
-        kills = 0
+        kills = mid_publish = 0
         deadline = time.monotonic() + 420
-        # Chaos: kill -9 a random worker at a random moment, restart it, eight times.
+        # Chaos: eight times, kill -9 a random worker at a random moment (preferably while it
+        # holds a claim, i.e. mid-publish), then start a fresh one in its place.
         while kills < 8 and time.monotonic() < deadline:
-            time.sleep(rng.uniform(1.0, 4.0))
+            time.sleep(rng.uniform(0.2, 1.5))
             if counts(factory)["published"] >= 490:
                 break
             victim = rng.randrange(len(workers))
+            name = names[victim]
+            if wait_until(partial(_holds_claim, factory, name), timeout=10, every=0.02):
+                time.sleep(rng.uniform(0.0, 0.05))
+                mid_publish += 1
             workers[victim].send_signal(signal.SIGKILL)
             workers[victim].wait(10)
-            workers[victim] = _spawn_worker(env, log)
+            names[victim] = f"w{victim}-{kills + 1}"
+            workers[victim] = _spawn_worker(env, log, names[victim])
             kills += 1
         assert kills >= 3, "the workers finished before the chaos could start; add work"
+        assert mid_publish >= 3, "no worker was killed while holding a claim"
 
         def settled() -> bool:
             c = counts(factory)
@@ -251,6 +283,8 @@ def test_it_publishes_500_deliveries_exactly_once_while_workers_are_killed(
         with factory() as s:
             distinct = s.scalar(select(func.count(func.distinct(Delivery.remote_id))))
             assert distinct == 500
+        # The dead workers' leases did expire and were reconciled through the platform.
+        assert "leases expired on deliveries" in log.read_text()
     finally:
         for w in workers:
             if w.poll() is None:
