@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -143,6 +144,13 @@ def _parse_accounts(
             )
             continue
         found = index.get((platform, handle.lower()), [])
+        if not found and "@" in handle:  # Mastodon style user@server
+            user, _, host = handle.lower().partition("@")
+            found = [
+                a
+                for a in index.get((platform, user), [])
+                if urlsplit(a.service_url).hostname == host
+            ]
         if not found:
             known = sorted(
                 {a.label for group in index.values() for a in group if a.platform == platform}
@@ -152,9 +160,10 @@ def _parse_accounts(
             )
             problems.append(f"no account {platform}:{handle} ({hint})")
         elif len(found) > 1:
+            servers = ", ".join(urlsplit(a.service_url).hostname or a.service_url for a in found)
             problems.append(
-                f"{platform}:{handle} is connected on {len(found)} servers; "
-                "keep one or rename it so the CSV can say which"
+                f"{platform}:{handle} is connected on {len(found)} servers ({servers}); "
+                f"say which, e.g. {platform}:{handle}@{urlsplit(found[0].service_url).hostname}"
             )
         elif found[0] not in accounts:
             accounts.append(found[0])

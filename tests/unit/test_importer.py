@@ -195,3 +195,28 @@ def test_it_counts_lines_of_multi_line_stories(session: Session, team: dict[str,
     result = parse_csv(session, text, base_dir=Path("."))
     assert [r.line for r in result.rows] == [2]
     assert [p.line for p in result.problems] == [5]
+
+
+def test_it_finds_a_mastodon_account_by_user_at_server(
+    session: Session, team: dict[str, User]
+) -> None:
+    for server in ("https://mastodon.social", "https://hachyderm.io"):
+        session.add(
+            Account(
+                platform="mastodon",
+                handle="team",
+                service_url=server,
+                credentials_enc=encrypt_json({"access_token": "t"}),
+            )
+        )
+    session.commit()
+    text = HEADER + (
+        "A,mastodon:@team@hachyderm.io,,,,,\n"
+        "B,mastodon:team,,,,,\n"
+    )
+    result = parse_csv(session, text, base_dir=Path("."))
+    (row,) = result.rows
+    account = session.get(Account, row.account_ids[0])
+    assert account is not None and account.service_url == "https://hachyderm.io"
+    assert [p.line for p in result.problems] == [3]
+    assert "connected on 2 servers" in result.problems[0].reason
