@@ -18,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from amplify.db import session_factory, session_scope
@@ -74,8 +75,25 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
         except (AmplifyError, ConnectorError) as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(1) from None
+        except (OperationalError, ProgrammingError) as exc:
+            typer.echo(f"Error: {_database_problem(exc)}", err=True)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _database_problem(exc: Exception) -> str:
+    """A database error a person can act on (the URL shown without its password)."""
+    from sqlalchemy.engine import make_url
+
+    from amplify.db import database_url
+
+    url = make_url(database_url()).render_as_string(hide_password=True)
+    text = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    lowered = text.lower()
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        return f"the database at {url} has no Amplify tables yet; run `amplify db upgrade` first"
+    return f"cannot use the database at {url} ({text}); check AMPLIFY_DATABASE_URL"
 
 
 def _fail(message: str) -> typer.Exit:

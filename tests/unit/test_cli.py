@@ -368,3 +368,16 @@ def test_it_prints_benchmark_results(monkeypatch: pytest.MonkeyPatch) -> None:
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.stdout)["publish_per_second"] == 412.5
     assert 'claims: {"p50_ms": 3}' in invoke("bench").stdout
+
+
+def test_it_says_to_upgrade_when_the_database_has_no_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amplify.config import reset_settings
+
+    monkeypatch.setenv("AMPLIFY_DATABASE_URL", f"sqlite:///{tmp_path}/empty.db")
+    reset_settings()
+    result = invoke("users", "list")
+    assert result.exit_code == 1
+    assert "run `amplify db upgrade` first" in result.stderr
+    assert "Traceback" not in result.output
