@@ -178,8 +178,15 @@ def parse_csv(
     tz: tzinfo | None = None,
     require_schedule: bool = False,
 ) -> ParseResult:
-    """Read and check every row. Line numbers are those of the file (the header is line 1)."""
-    tz = tz or get_settings().tz
+    """Read and check every row. Line numbers are those of the file (the header is line 1).
+
+    ``tz``: the zone for times without an offset; default the workspace zone an admin chose
+    (``amplify.workspace``), else ``AMPLIFY_TIMEZONE``.
+    """
+    if tz is None:
+        from amplify.workspace import workspace_tz
+
+        tz = workspace_tz(s)
     result = ParseResult()
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     try:

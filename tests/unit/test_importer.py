@@ -220,3 +220,16 @@ def test_it_finds_a_mastodon_account_by_user_at_server(
     assert account is not None and account.service_url == "https://hachyderm.io"
     assert [p.line for p in result.problems] == [3]
     assert "connected on 2 servers" in result.problems[0].reason
+
+
+def test_it_reads_times_in_the_zone_the_admin_chose(
+    session: Session, team: dict[str, User]
+) -> None:
+    from amplify.workspace import set_timezone
+
+    set_timezone(session, team["admin"], "Europe/Berlin")
+    session.commit()
+    result = parse_csv(
+        session, HEADER + "A,sandbox:team.sandbox,2026-07-01 09:00,,,,\n", base_dir=Path(".")
+    )
+    assert result.rows[0].scheduled_for == datetime(2026, 7, 1, 7, 0, tzinfo=UTC)
