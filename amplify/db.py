@@ -89,7 +89,9 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 
 def is_postgres(session_or_engine: Session | Engine) -> bool:
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    if isinstance(session_or_engine, Session):
+        return session_or_engine.get_bind().dialect.name == "postgresql"
+    bind = session_or_engine
     return bind.dialect.name == "postgresql"
 
 

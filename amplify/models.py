@@ -58,7 +58,7 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012
 
 
 class Role(enum.StrEnum):
@@ -182,7 +182,7 @@ class Post(Base):
     # Optimistic lock: two leads acting on one story get a Conflict, not a silent overwrite.
     version: Mapped[int] = mapped_column(Integer, default=1)
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
     author: Mapped[User] = relationship()
     campaign: Mapped[Campaign | None] = relationship()
