@@ -521,11 +521,14 @@ def demo(
 
 @app.command("bench")
 @friendly
-def bench(as_json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
-    """Run the reproducible benchmarks in benchmarks/ and print the numbers."""
+def bench(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    quick: bool = typer.Option(False, "--quick", help="Small smoke run (numbers not to quote)."),
+) -> None:
+    """Run the reproducible benchmark scenarios and print the numbers."""
     from amplify.bench import run_all
 
-    results = run_all()
+    results = run_all(quick=quick)
     if as_json:
         typer.echo(json.dumps(results, indent=2, default=str))
         return
