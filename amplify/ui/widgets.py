@@ -47,7 +47,7 @@ def guard(action: permissions.Action) -> User:
     user = state.current_user()
     reason = permissions.refusal(user, action)
     if reason is not None:
-        st.error(reason, icon="🚫")
+        st.error(reason, icon=":material/block:")
         st.caption(REFUSAL_HINT)
         st.stop()
     assert user is not None
@@ -76,7 +76,7 @@ def show_error(exc: Exception) -> None:
         lines = "\n".join(f"- {p}" for p in exc.problems)
         st.error(f"Please fix the following:\n\n{lines}")
     elif isinstance(exc, Conflict):
-        st.warning(f"⚠️ Someone else got there first. {exc}")
+        st.warning(f"Someone else got there first. {exc}", icon=":material/sync_problem:")
     else:
         st.error(str(exc))
 

@@ -9,7 +9,6 @@ nothing leaves this machine. Screenshots of every page land in tests/artifacts/.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -160,19 +159,19 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
         amplify_db.dispose_all()
 
 
-def _shot(page, name: str) -> None:  # noqa: ANN001 - playwright Page
+def _shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(400)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def _idle(page) -> None:  # noqa: ANN001
+def _idle(page) -> None:
     """Wait until Streamlit has finished the current run."""
     page.wait_for_timeout(300)
     page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=30_000)
 
 
-def _sign_in(browser, base: str, email: str):  # noqa: ANN001, ANN202
+def _sign_in(browser, base: str, email: str):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.goto(base)
@@ -184,7 +183,7 @@ def _sign_in(browser, base: str, email: str):  # noqa: ANN001, ANN202
     return context, page
 
 
-def _open(page, title: str) -> None:  # noqa: ANN001
+def _open(page, title: str) -> None:
     page.get_by_role("link", name=title, exact=True).first.click()
     page.get_by_role("heading", name=title).first.wait_for(timeout=30_000)
     _idle(page)
@@ -282,6 +281,10 @@ def test_it_takes_a_story_from_a_volunteer_to_the_practice_network(
             _shot(lead, "10-activity")
             if (ROOT / "amplify/ui/pages/reach.py").exists():
                 _open(lead, "Reach")
+                metric = lead.locator("[data-testid='stMetric']", has_text="Stories published")
+                metric.first.wait_for(timeout=30_000)
+                value = metric.first.locator("[data-testid='stMetricValue']").inner_text()
+                assert value.strip() == "1", f"Reach shows {value!r} stories published"
                 _shot(lead, "11-reach")
             with factory() as s:
                 assert s.get(Post, post_id).state == "published"  # type: ignore[union-attr]

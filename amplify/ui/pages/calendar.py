@@ -48,7 +48,7 @@ def _grid(df: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
     table = pd.DataFrame("", index=sorted(df["account"].unique()), columns=cols)
     for _, row in df.iterrows():
         col = date.fromisoformat(row["day"]).strftime("%a %d %b")
-        mark = "✅" if row["status"] == "published" else "🕒"
+        mark = "✓" if row["status"] == "published" else "◷"
         cell = table.at[row["account"], col]
         table.at[row["account"], col] = (cell + "\n" if cell else "") + (
             f"{mark} {row['time']} {row['story']}"
@@ -109,7 +109,7 @@ def render() -> None:
         s.expunge_all()
     st.caption(
         f"{start:%d %b %Y} – {end - timedelta(days=1):%d %b %Y}, times in {tz.key}. "
-        "🕒 scheduled · ✅ published"
+        "◷ scheduled · ✓ published"
     )
     if not entries:
         st.info("Nothing scheduled or published in this period.")
@@ -120,7 +120,16 @@ def render() -> None:
             alt.Chart(df)
             .mark_circle(size=140)
             .encode(
-                x=alt.X("day:O", title=None),
+                x=alt.X(
+                    "day:O",
+                    title=None,
+                    scale=alt.Scale(
+                        domain=[
+                            (start + timedelta(days=i)).isoformat()
+                            for i in range((end - start).days)
+                        ]
+                    ),
+                ),
                 y=alt.Y("hour:Q", title=f"hour ({tz.key})", scale=alt.Scale(domain=[0, 24])),
                 color=alt.Color("account:N"),
                 shape=alt.Shape("status:N"),

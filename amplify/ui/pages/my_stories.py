@@ -59,9 +59,11 @@ def _story(post: Post, tz: object) -> None:
         for platform, handle, url in links:
             label = widgets.account_label(platform, handle)
             if url and url.startswith("http"):
-                st.markdown(f"✅ Published on {label}: [{url}]({url})")
+                st.markdown(f":material/check_circle: Published on {label}: [{url}]({url})")
             else:
-                st.markdown(f"✅ Published on {label}: `{url or 'no link given'}`")
+                st.markdown(
+                    f":material/check_circle: Published on {label}: `{url or 'no link given'}`"
+                )
         failed = [d for d in post.deliveries if d.status == "failed"]
         for d in failed:
             st.warning(f"Not published on {d.account.label}: {d.last_error or 'unknown reason'}")

@@ -200,7 +200,7 @@ def render() -> None:
     if not accounts:
         st.warning("No accounts are connected yet: an admin adds them on the Accounts page.")
     if not posts:
-        st.success("Nothing waiting for review. 🎉")
+        st.success("Nothing waiting for review.", icon=":material/task_alt:")
         return
     st.caption(f"{len(posts)} stor{'y' if len(posts) == 1 else 'ies'} waiting, oldest first.")
     _bulk(posts, accounts, tz)

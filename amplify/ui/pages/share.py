@@ -61,14 +61,14 @@ def _fetch_card(link: str) -> tuple[str, str] | None:
 def _link_card(link: str) -> None:
     card = _fetch_card(link)
     if card is None:
-        st.caption(f"🔗 {link}")
+        st.caption(f":material/link: {link}")
         return
     title, description = card
     with st.container(border=True):
         st.markdown(f"**{title or link}**")
         if description:
             st.caption(description)
-        st.caption(f"🔗 {link}")
+        st.caption(f":material/link: {link}")
 
 
 def _previews(body: str, link: str, platforms: list[str], campaign: Any) -> None:
@@ -101,7 +101,7 @@ def _previews(body: str, link: str, platforms: list[str], campaign: Any) -> None
                 left = pv.remaining
                 st.markdown(f"**{title}** — {pv.full_count}/{pv.limit} ({left} left)")
             for i, part in enumerate(pv.parts, start=1):
-                mark = "✅" if part.fits else "❌"
+                mark = ":material/check:" if part.fits else ":material/close: too long"
                 extra = f", {part.bytes} bytes" if part.bytes is not None else ""
                 if pv.is_thread:
                     st.caption(f"Part {i}: {part.count}/{part.limit}{extra} {mark}")
@@ -162,7 +162,8 @@ def render() -> None:
         )
         if "sandbox" in platforms:
             st.caption(
-                "🧪 Sandbox is a practice network: nothing posted there leaves this machine."
+                ":material/science: Sandbox is a practice network: nothing posted there "
+                "leaves this machine."
             )
         preferred = None
         if st.checkbox("I have a preferred time", key=f"{P}want_time"):

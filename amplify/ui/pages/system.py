@@ -69,7 +69,7 @@ def render() -> None:
 
     st.subheader("Failed deliveries")
     if not failed:
-        st.caption("None. 🎉")
+        st.caption("None.")
     for d in failed:
         with st.container(border=True):
             c1, c2 = st.columns([5, 1])

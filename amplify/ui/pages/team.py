@@ -225,7 +225,8 @@ def _channels() -> None:
         ]
     for cid, text, active in rows:
         c1, c2 = st.columns([4, 1])
-        c1.markdown(f"{'🔔' if active else '🔕'} {text}")
+        icon = ":material/notifications:" if active else ":material/notifications_off:"
+        c1.markdown(f"{icon} {text}")
         if c2.button("Remove", key=f"tm_ch_rm_{cid}") and widgets.run_action(
             partial(_remove_channel, cid), "Channel removed."
         ):
