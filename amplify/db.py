@@ -27,7 +27,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, readonly: bool = False) -> Engine:
+    """``readonly`` (SQLite): plain deferred transactions, so readers never wait on writers
+    (WAL lets them read the last committed state). Writers take the lock up front."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -41,7 +43,8 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own BEGIN handling defers locks; take the write lock up front so two
         # writers queue on busy_timeout instead of failing with "database is locked".
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        begin = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
 
         @event.listens_for(engine, "connect")
         def _no_pysqlite_begin(dbapi_conn: Any, _record: Any) -> None:
@@ -57,27 +60,38 @@ def database_url() -> str:
     return get_settings().resolved_database_url
 
 
-def get_engine(url: str | None = None) -> Engine:
-    url = url or database_url()
-    with _lock:
-        if url not in _engines:
-            _engines[url] = make_engine(url)
-        return _engines[url]
+def _key(url: str, readonly: bool) -> str:
+    # PostgreSQL readers never block writers: one engine serves both.
+    return url + "#ro" if readonly and url.startswith("sqlite") else url
 
 
-def session_factory(url: str | None = None) -> sessionmaker[Session]:
+def get_engine(url: str | None = None, *, readonly: bool = False) -> Engine:
     url = url or database_url()
-    engine = get_engine(url)
+    key = _key(url, readonly)
     with _lock:
-        if url not in _factories:
-            _factories[url] = sessionmaker(engine, expire_on_commit=False)
-        return _factories[url]
+        if key not in _engines:
+            _engines[key] = make_engine(url, readonly=readonly)
+        return _engines[key]
+
+
+def session_factory(url: str | None = None, *, readonly: bool = False) -> sessionmaker[Session]:
+    url = url or database_url()
+    engine = get_engine(url, readonly=readonly)
+    key = _key(url, readonly)
+    with _lock:
+        if key not in _factories:
+            _factories[key] = sessionmaker(engine, expire_on_commit=False)
+        return _factories[key]
 
 
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    session = session_factory(url)()
+def session_scope(url: str | None = None, *, readonly: bool = False) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error.
+
+    ``readonly=True`` for pages and reports that only read: on SQLite they then never hold
+    the write lock, so a slow page cannot delay publishing.
+    """
+    session = session_factory(url, readonly=readonly)()
     try:
         yield session
         session.commit()

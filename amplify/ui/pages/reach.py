@@ -13,9 +13,9 @@ import pandas as pd
 import streamlit as st
 
 from amplify import analytics, campaigns
-from amplify.db import database_url
+from amplify.db import database_url, session_scope
 from amplify.permissions import Action
-from amplify.ui import charts, state, widgets
+from amplify.ui import charts, widgets
 
 user = widgets.guard(Action.VIEW_REACH)
 tz = widgets.workspace_tz()
@@ -29,7 +29,7 @@ def _load(
     period = analytics.Period(
         datetime.fromisoformat(start), datetime.fromisoformat(end), campaign_id
     )
-    with state.db() as s:
+    with session_scope(url, readonly=True) as s:
         top = analytics.top_posts(s, period)
         post_ids = top["post_id"].head(10).tolist() if by == "post" else None
         return {
@@ -44,7 +44,7 @@ def _load(
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
 def _spread(url: str, version: tuple[int, ...], post_id: int) -> dict[str, Any]:
-    with state.db() as s:
+    with session_scope(url, readonly=True) as s:
         spread = analytics.spread(s, post_id)
         return {
             "timeline": analytics.post_timeline(s, post_id),
@@ -70,7 +70,7 @@ st.caption(
     "many people it could reach."
 )
 
-with state.db() as s:
+with session_scope(readonly=True) as s:
     options = {c.id: c.name for c in campaigns.list_campaigns(s)}
     version = analytics.data_version(s)
 
