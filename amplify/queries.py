@@ -29,16 +29,10 @@ from amplify.models import (
 
 
 def workspace_timezone(s: Session) -> str | None:
-    """The zone an admin chose for the workspace, or None (then AMPLIFY_TIMEZONE applies)."""
-    try:
-        from amplify import workspace
-    except ImportError:  # the workspace service has not landed: settings decide
-        return None
-    getter = getattr(workspace, "get_timezone", None)
-    if getter is None:
-        return None
-    value = getter(s)
-    return str(value) if value else None
+    """The zone an admin chose for the workspace (else AMPLIFY_TIMEZONE's)."""
+    from amplify import workspace
+
+    return workspace.get_timezone(s) or None
 
 
 # --------------------------------------------------------------------------- stories

@@ -14,6 +14,10 @@ from amplify.ui import state, widgets
 PAGE_SIZE = 50
 
 
+def _first_page() -> None:
+    st.session_state["act_page"] = 1
+
+
 def render() -> None:
     widgets.guard(Action.VIEW_ACTIVITY)
     st.title("Activity")
@@ -22,15 +26,18 @@ def render() -> None:
         actions = queries.audit_actions(s)
         actors = dict(queries.audit_actors(s))
     c1, c2, c3 = st.columns([2, 1, 2])
-    chosen = c1.multiselect("Actions", actions, key="act_actions")
+    chosen = c1.multiselect("Actions", actions, key="act_actions", on_change=_first_page)
     actor = c2.selectbox(
         "By",
         [None, *actors],
         format_func=lambda i: "anyone" if i is None else actors[i],
         key="act_actor",
+        on_change=_first_page,
     )
     today = datetime.now(tz).date()
-    span = c3.date_input("Between", value=(today - timedelta(days=30), today), key="act_span")
+    span = c3.date_input(
+        "Between", value=(today - timedelta(days=30), today), key="act_span", on_change=_first_page
+    )
     since = until = None
     if isinstance(span, tuple | list) and len(span) == 2:
         since = datetime.combine(span[0], time()).replace(tzinfo=tz)

@@ -22,10 +22,8 @@ IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "webp"]
 
 
 def _campaigns() -> list[Any]:
-    try:
-        from amplify import campaigns
-    except ImportError:
-        return []
+    from amplify import campaigns
+
     with state.db() as s:
         rows = list(campaigns.list_campaigns(s))
         for row in rows:

@@ -149,11 +149,8 @@ def _set_slots(account_id: int, text: str) -> None:
 
 def _campaigns() -> None:
     st.subheader("Campaigns")
-    try:
-        from amplify import campaigns
-    except ImportError:
-        st.caption("Campaigns are not available in this version.")
-        return
+    from amplify import campaigns
+
     with state.db() as s:
         rows = list(campaigns.list_campaigns(s))
         s.expunge_all()
