@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, exists, func, or_, select, update
+from sqlalchemy import Select, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from amplify.config import get_settings
@@ -88,24 +88,23 @@ def _eligible(now: datetime, account_ids: Sequence[int] | None) -> Select[Any]:
     rank = func.row_number().over(
         partition_by=Delivery.account_id, order_by=(Delivery.next_attempt_at, Delivery.id)
     )
-    query = (
-        select(Delivery.id.label("id"), Delivery.next_attempt_at.label("due"), rank.label("rank"))
-        .join(Account, Account.id == Delivery.account_id)
-        .join(Post, Post.id == Delivery.post_id)
-        .where(
-            Delivery.status == DeliveryStatus.PENDING,
-            Delivery.next_attempt_at <= now,
-            Account.status == AccountStatus.OK,
-            Post.state.in_(LIVE_POST_STATES),
-            ~exists().where(busy.account_id == Delivery.account_id, busy.status.in_(BUSY)),
-            # A repost waits until the post it reshares has landed.
-            or_(
-                Delivery.kind != DeliveryKind.REPOST,
-                exists().where(
-                    source.id == Delivery.source_id, source.status == DeliveryStatus.PUBLISHED
-                ),
+    # IN / NOT IN over small uncorrelated subqueries: PostgreSQL hashes each one once,
+    # so the plan stays linear even before the planner has statistics (fresh tables).
+    query = select(
+        Delivery.id.label("id"), Delivery.next_attempt_at.label("due"), rank.label("rank")
+    ).where(
+        Delivery.status == DeliveryStatus.PENDING,
+        Delivery.next_attempt_at <= now,
+        Delivery.account_id.in_(select(Account.id).where(Account.status == AccountStatus.OK)),
+        Delivery.post_id.in_(select(Post.id).where(Post.state.in_(LIVE_POST_STATES))),
+        Delivery.account_id.not_in(select(busy.account_id).where(busy.status.in_(BUSY))),
+        # A repost waits until the post it reshares has landed.
+        or_(
+            Delivery.kind != DeliveryKind.REPOST,
+            Delivery.source_id.in_(
+                select(source.id).where(source.status == DeliveryStatus.PUBLISHED)
             ),
-        )
+        ),
     )
     if account_ids is not None:
         query = query.where(Delivery.account_id.in_(list(account_ids)))
@@ -130,12 +129,15 @@ def claim_due(
     now = now or utcnow()
     lease = timedelta(seconds=lease_seconds or get_settings().lease_seconds)
     with factory() as s:
-        ranked = _eligible(now, account_ids).cte("ranked")
+        # MATERIALIZED: rank once, never re-run per candidate row.
+        ranked = _eligible(now, account_ids).cte("ranked").prefix_with("MATERIALIZED")
         picked_query = (
             select(Delivery.id)
-            .join(ranked, ranked.c.id == Delivery.id)
-            .where(ranked.c.rank == 1, Delivery.status == DeliveryStatus.PENDING)
-            .order_by(ranked.c.due, Delivery.id)
+            .where(
+                Delivery.id.in_(select(ranked.c.id).where(ranked.c.rank == 1)),
+                Delivery.status == DeliveryStatus.PENDING,
+            )
+            .order_by(Delivery.next_attempt_at, Delivery.id)
             .limit(limit)
         )
         if is_postgres(s):
