@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import texts
 from streamlit.testing.v1 import AppTest
+from uikit import texts
 
 from amplify.ui.nav import PAGES
 from amplify.ui.widgets import REFUSAL_HINT

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from conftest import texts
 from streamlit.testing.v1 import AppTest
+from uikit import texts
 
 from amplify import snapshots
 from amplify.db import session_scope

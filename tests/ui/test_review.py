@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from conftest import add_sandbox_account, button, submitted_story, texts
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
+from uikit import add_sandbox_account, button, submitted_story, texts
 
 from amplify import workflow
 from amplify.db import session_scope

@@ -6,10 +6,10 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import button, texts
 from PIL import Image
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
+from uikit import button, texts
 
 from amplify.config import get_settings
 from amplify.db import session_scope

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import PASSWORD, button, open_app, texts
+from uikit import PASSWORD, button, open_app, texts
 
 from amplify import users
 from amplify.db import session_scope
