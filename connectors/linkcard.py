@@ -5,13 +5,17 @@ Shared by every connector that shows a preview card for a link (Bluesky builds i
 cannot be read quickly and safely gives ``None``, and the post goes out without a card.
 
 Limits: only ``http``/``https``; ``timeout`` seconds per request (2 s by default);
-at most ``max_html_bytes`` of the page and ``max_image_bytes`` of the image are read;
-at most 5 redirects.
+at most ``max_bytes`` of the page (512 KB) or of the image (5 MB) are read; at most 5
+redirects. Only public addresses are fetched unless ``allow_private=True``: a link in a
+story must not make the server read its own network (loopback, private ranges, cloud
+metadata) and publish what it found there. Every redirect hop is checked too.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
@@ -130,25 +134,55 @@ def _read_capped(response: httpx.Response, limit: int, *, truncate: bool = False
     return b"".join(chunks)
 
 
-def _client(timeout: float) -> httpx.Client:
+class RefusedHost(Exception):
+    """The link points at an address that is not on the public internet."""
+
+
+def is_public_host(host: str) -> bool:
+    """Whether every address ``host`` resolves to is a global (public) one."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return False
+    for info in infos:
+        try:
+            address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        except ValueError:
+            return False
+        if not address.is_global:
+            return False
+    return bool(infos)
+
+
+def _guard(request: httpx.Request) -> None:
+    if not is_public_host(request.url.host):
+        raise RefusedHost(request.url.host)
+
+
+def _client(timeout: float, allow_private: bool) -> httpx.Client:
     return httpx.Client(
         timeout=httpx.Timeout(timeout),
         follow_redirects=True,
         max_redirects=5,
         headers={"User-Agent": USER_AGENT, "Accept": "text/html,application/xhtml+xml"},
+        event_hooks={"request": [] if allow_private else [_guard]},
     )
 
 
 def fetch_card(
-    url: str, *, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = MAX_HTML_BYTES
+    url: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = MAX_HTML_BYTES,
+    allow_private: bool = False,
 ) -> LinkCard | None:
     """Read ``url`` and return its card, or None if the page cannot be read (wrong scheme,
-    timeout, error status, not HTML, no title or description). Only the first
+    non-public address, timeout, error status, not HTML, no title or description). Only the first
     ``max_bytes`` of a page are read."""
     if not is_web_url(url):
         return None
     try:
-        with _client(timeout) as client, client.stream("GET", url) as response:
+        with _client(timeout, allow_private) as client, client.stream("GET", url) as response:
             if response.status_code != 200:
                 return None
             kind = response.headers.get("content-type", "").lower()
@@ -159,6 +193,9 @@ def fetch_card(
             # A page larger than the cap: its <head> is in the first bytes anyway.
             body = _read_capped(response, max_bytes, truncate=True) or b""
             encoding = response.encoding or "utf-8"
+    except RefusedHost as exc:
+        log.warning("link card: %s is not a public address; no card for %s", exc, url)
+        return None
     except (httpx.HTTPError, httpx.InvalidURL, UnicodeError, ValueError) as exc:
         log.info("link card: could not read %s (%s)", url, type(exc).__name__)
         return None
@@ -170,18 +207,25 @@ def fetch_card(
 
 
 def fetch_image(
-    url: str, *, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = MAX_IMAGE_BYTES
+    url: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    allow_private: bool = False,
 ) -> bytes | None:
     """The bytes of the card's image, or None when it cannot be read or is not an image."""
     if not is_web_url(url):
         return None
     try:
-        with _client(timeout) as client, client.stream("GET", url) as response:
+        with _client(timeout, allow_private) as client, client.stream("GET", url) as response:
             if response.status_code != 200:
                 return None
             if not response.headers.get("content-type", "").lower().startswith("image/"):
                 return None
             return _read_capped(response, max_bytes)
+    except RefusedHost as exc:
+        log.warning("link card: %s is not a public address; no image from %s", exc, url)
+        return None
     except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         log.info("link card: could not read image %s (%s)", url, type(exc).__name__)
         return None

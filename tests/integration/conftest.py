@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from atproto_net.network import AtprotoNetwork, TestAccount
 from bluesky_helpers import BlueskyAccounts, ConnectorFactory, LinkPage, png_bytes
 
+from connectors import linkcard
 from connectors.base import ConnectorContext
 from connectors.bluesky import BlueskyConnector
 
@@ -46,7 +48,12 @@ def bsky_connector(atproto_network: AtprotoNetwork) -> ConnectorFactory:
             session=session,
             on_session_change=on_session_change,
         )
-        return BlueskyConnector(context)
+        # The link pages of these tests live on 127.0.0.1, which cards refuse by default.
+        return BlueskyConnector(
+            context,
+            fetch_card=partial(linkcard.fetch_card, allow_private=True),
+            fetch_image=partial(linkcard.fetch_image, allow_private=True),
+        )
 
     return make
 

@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from connectors.linkcard import LinkCard, fetch_card, fetch_image, parse_card
+from connectors import linkcard
+from connectors.linkcard import LinkCard, fetch_card, fetch_image, is_public_host, parse_card
 
 URL = "https://example.org/story"
 
@@ -74,6 +75,7 @@ def test_it_refuses_urls_that_are_not_http_or_https() -> None:
 # --------------------------------------------------------------------------- over HTTP
 
 PAGE = b'<html><head><meta property="og:title" content="Local story"></head></html>'
+SEEN: list[str] = []
 ROUTES: dict[str, tuple[int, str, bytes]] = {
     "/ok": (200, "text/html; charset=utf-8", PAGE),
     "/text": (200, "text/plain", b"plain"),
@@ -94,6 +96,13 @@ def site() -> Iterator[str]:
         def do_GET(self) -> None:
             if self.path == "/slow":
                 time.sleep(1.5)
+            SEEN.append(self.path)
+            if self.path == "/redirect-inside":
+                self.send_response(302)
+                port = self.server.server_address[1]  # type: ignore[index]
+                self.send_header("Location", f"http://127.0.0.1:{port}/ok")
+                self.end_headers()
+                return
             if self.path == "/redirect":
                 self.send_response(302)
                 self.send_header("Location", "/ok")
@@ -121,32 +130,53 @@ def site() -> Iterator[str]:
 
 
 def test_it_reads_the_card_of_a_page(site: str) -> None:
-    assert fetch_card(f"{site}/ok") == LinkCard(f"{site}/ok", "Local story")
+    assert fetch_card(f"{site}/ok", allow_private=True) == LinkCard(f"{site}/ok", "Local story")
 
 
 def test_it_follows_a_redirect_but_keeps_the_posted_link(site: str) -> None:
-    card = fetch_card(f"{site}/redirect")
+    card = fetch_card(f"{site}/redirect", allow_private=True)
     assert card is not None and card.url == f"{site}/redirect" and card.title == "Local story"
 
 
 def test_it_gives_up_on_pages_that_are_not_readable_html(site: str) -> None:
-    assert fetch_card(f"{site}/text") is None
-    assert fetch_card(f"{site}/error") is None
-    assert fetch_card(f"{site}/nothing-here") is None
+    assert fetch_card(f"{site}/text", allow_private=True) is None
+    assert fetch_card(f"{site}/error", allow_private=True) is None
+    assert fetch_card(f"{site}/nothing-here", allow_private=True) is None
 
 
 def test_it_gives_up_on_a_slow_page_within_its_timeout(site: str) -> None:
     started = time.monotonic()
-    assert fetch_card(f"{site}/slow", timeout=0.3) is None
+    assert fetch_card(f"{site}/slow", allow_private=True, timeout=0.3) is None
     assert time.monotonic() - started < 1.4
 
 
 def test_it_reads_only_the_head_of_a_huge_page(site: str) -> None:
-    card = fetch_card(f"{site}/big", max_bytes=64 * 1024)
+    card = fetch_card(f"{site}/big", allow_private=True, max_bytes=64 * 1024)
     assert card is not None and card.title == "Big page"
 
 
 def test_it_fetches_images_only_when_they_are_images_under_the_cap(site: str) -> None:
-    assert fetch_image(f"{site}/img") == b"\x89PNG fake"
-    assert fetch_image(f"{site}/ok") is None
-    assert fetch_image(f"{site}/bigimg", max_bytes=10_000) is None
+    assert fetch_image(f"{site}/img", allow_private=True) == b"\x89PNG fake"
+    assert fetch_image(f"{site}/ok", allow_private=True) is None
+    assert fetch_image(f"{site}/bigimg", allow_private=True, max_bytes=10_000) is None
+
+
+def test_it_refuses_to_read_the_servers_own_network_by_default(site: str) -> None:
+    assert fetch_card(f"{site}/ok") is None  # 127.0.0.1
+    assert fetch_image(f"{site}/img") is None
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "10.1.2.3", "192.168.0.10", "169.254.169.254", "[::1]", "localhost"]
+)
+def test_it_knows_private_and_local_addresses_are_not_public(host: str) -> None:
+    assert not is_public_host(host.strip("[]"))
+
+
+def test_it_checks_every_redirect_hop(site: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link on an allowed host that redirects to a refused one is not followed."""
+    monkeypatch.setattr(linkcard, "is_public_host", lambda host: host == "localhost")
+    SEEN.clear()
+    port = site.rsplit(":", 1)[1]
+    assert fetch_card(f"http://localhost:{port}/redirect-inside") is None
+    assert SEEN == ["/redirect-inside"]  # the hop to 127.0.0.1 was never requested
