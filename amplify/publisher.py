@@ -15,7 +15,7 @@ anything is sent again. Nothing is ever blindly re-sent.
 Post-publish hooks: the worker calls ``amplification.on_published`` after each landed
 delivery (it is not repeated here, so an amplification wave is started once); this module
 tells people through ``notify.emit``: ``published`` (to the author, once the story is out
-everywhere), ``delivery_failed`` and ``account_attention``.
+everywhere) and ``delivery_failed`` (``account_attention`` comes from the accounts service).
 """
 
 from __future__ import annotations
@@ -169,9 +169,12 @@ def _file_failure(
             s.rollback()
             return Outcome.LEASE_LOST
         delivery = s.get(Delivery, delivery_id)
-        if isinstance(error, AuthError) and delivery is not None:
-            _notify(s, "account_attention", account=delivery.account, reason=str(error))
-        elif status == DeliveryStatus.FAILED and delivery is not None:
+        # (An auth error's admin notice comes from accounts.mark_needs_attention.)
+        if (
+            status == DeliveryStatus.FAILED
+            and delivery is not None
+            and not isinstance(error, AuthError)
+        ):
             _notify(s, "delivery_failed", delivery=delivery, reason=delivery.last_error)
         s.commit()
     log.info("delivery %s: %s (%s)", delivery_id, status, error.kind)

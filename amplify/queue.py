@@ -373,8 +373,9 @@ def fail(
         delivery.status = retry_status if reconciling else DeliveryStatus.FAILED
         account = s.get(Account, delivery.account_id)
         if account is not None:
-            account.status = AccountStatus.NEEDS_ATTENTION
-            account.last_error = str(error) or type(error).__name__
+            from amplify.accounts import mark_needs_attention  # audits and tells an admin
+
+            mark_needs_attention(s, account, str(error))
     elif isinstance(error, PermanentError):
         delivery.status = DeliveryStatus.FAILED
     else:
