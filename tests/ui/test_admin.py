@@ -168,3 +168,80 @@ def test_it_lets_an_advocate_opt_their_own_account_in(
     button(at, "Opt in").click().run()
     with session_scope() as s:
         assert s.get(Account, acct).amplify_opt_in  # type: ignore[union-attr]
+
+
+def test_it_connects_an_advocates_own_account_opted_in(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    at = app_as("admin", "accounts.py")
+    at.text_input(key="acc_sandbox_handle").input("val.sandbox")
+    at.selectbox(key="acc_sandbox_owner").set_value(people["volunteer"])
+    at.checkbox(key="acc_sandbox_optin").check().run()
+    button(at, "Connect and test", 0).click().run()
+    with session_scope() as s:
+        [acct] = s.scalars(select(Account)).all()
+        assert acct.owner_id == people["volunteer"] and acct.amplify_opt_in
+    assert any("val.sandbox" in m.value and "Volunteer" in m.value for m in at.markdown)
+
+
+def test_it_removes_an_account_with_scheduled_sends_only_when_told_to_cancel_them(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    acct = add_sandbox_account()
+    pid = submitted_story(people["volunteer"])
+    with session_scope() as s:
+        lead = s.get(User, people["lead"])
+        workflow.approve(
+            s, lead, pid, account_ids=[acct], scheduled_for=utcnow() + timedelta(days=1)
+        )
+    at = app_as("admin", "accounts.py")
+    at.checkbox(key=f"rmc_{acct}").check().run()
+    button(at, "Remove").click().run()
+    assert any("scheduled send" in e.value for e in at.error), texts(at)
+    at.checkbox(key=f"rmf_{acct}").check().run()
+    button(at, "Remove").click().run()
+    with session_scope() as s:
+        assert s.get(Account, acct).status == "disabled"  # type: ignore[union-attr]
+        d = s.scalar(select(Delivery).where(Delivery.post_id == pid))
+        assert d is not None and d.status == "cancelled"
+
+
+def test_it_gives_an_advocate_one_click_x_share_links(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    from amplify.crypto import encrypt_json
+    from amplify.models import Post
+
+    with session_scope() as s:
+        org = Account(platform="x", handle="chapter", credentials_enc=encrypt_json({}))
+        mine = Account(
+            platform="x",
+            handle="valv",
+            credentials_enc=encrypt_json({}),
+            owner_id=people["volunteer"],
+            amplify_opt_in=True,
+        )
+        post = Post(
+            author_id=people["lead"],
+            body="Screenings saved lives.",
+            state="published",
+            amplify=True,
+        )
+        s.add_all([org, mine, post])
+        s.flush()
+        s.add(
+            Delivery(
+                post_id=post.id,
+                account_id=org.id,
+                status="published",
+                next_attempt_at=utcnow(),
+                published_at=utcnow(),
+                idempotency_key="k-share-1",
+                remote_id="1790000000000000001",
+                remote_url="https://x.com/chapter/status/1790000000000000001",
+            )
+        )
+    at = app_as("volunteer", "amplify_page.py")
+    [link] = at.get("link_button")
+    assert "1790000000000000001" in link.proto.url
+    assert "Screenings saved lives." in texts(at)

@@ -125,6 +125,8 @@ def _connect(platform: str) -> None:
                 handle=handle,
                 service_url=service or "",
                 credentials=creds,
+                owner_id=st.session_state.get(f"acc_{platform}_owner"),
+                amplify_opt_in=bool(st.session_state.get(f"acc_{platform}_optin")),
             )
             s.flush()
             account_id = acct.id
@@ -165,11 +167,11 @@ def _reconnect(acct: Account) -> None:
     st.rerun()
 
 
-def _remove(account_id: int) -> None:
+def _remove(account_id: int, force: bool) -> None:
     from amplify import accounts
 
     with state.db() as s:
-        accounts.remove_account(s, state.actor(s), account_id)
+        accounts.remove_account(s, state.actor(s), account_id, force=force)
 
 
 def _account_card(acct: Account, tz: object) -> None:
@@ -192,8 +194,13 @@ def _account_card(acct: Account, tz: object) -> None:
         if acct.last_error and acct.status != "ok":
             st.warning(f"Last error: {acct.last_error}")
         confirm = c[3].checkbox("Sure?", key=f"rmc_{acct.id}")
+        force = c[3].checkbox(
+            "Also cancel its scheduled sends",
+            key=f"rmf_{acct.id}",
+            help="Needed when stories are still scheduled on this account.",
+        )
         if c[3].button("Remove", key=f"rm_{acct.id}", disabled=not confirm) and widgets.run_action(
-            lambda: _remove(acct.id), f"Removed {acct.label}."
+            lambda: _remove(acct.id, force), f"Removed {acct.label}."
         ):
             st.rerun()
         form = FORMS.get(acct.platform)
@@ -209,8 +216,11 @@ def render() -> None:
     widgets.guard(Action.MANAGE_ACCOUNTS)
     st.title("Accounts")
     tz = widgets.workspace_tz()
+    from amplify import users
+
     with state.db() as s:
         accts = list(queries.accounts(s))
+        people = list(users.list_users(s, include_inactive=False))
         s.expunge_all()
     tabs = st.tabs(
         [widgets.platform_label(p) if p != "sandbox" else "Sandbox (practice)" for p in FORMS]
@@ -234,6 +244,18 @@ def render() -> None:
                     type="password" if f.secret else "default",
                     key=secret_key(f"acc_{platform}", f.key),
                 )
+            owners: dict[int | None, str] = {None: "The organisation (publishes the stories)"}
+            owners.update({u.id: f"{u.name} (their own, for amplifying)" for u in people})
+            st.selectbox(
+                "Whose account is it?",
+                list(owners),
+                format_func=owners.__getitem__,
+                key=f"acc_{platform}_owner",
+            )
+            st.checkbox(
+                "Reshare the team's approved stories from it (amplify)",
+                key=f"acc_{platform}_optin",
+            )
             if st.button("Connect and test", key=f"connect_{platform}", type="primary"):
                 _connect(platform)
     advocates = [a for a in accts if a.amplify_opt_in]

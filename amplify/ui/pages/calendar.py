@@ -63,7 +63,19 @@ def _move(post_id: int, when: datetime) -> None:
 
 def _cancel(post_id: int) -> None:
     with state.db() as s:
-        workflow.cancel(s, state.actor(s), post_id)
+        result = workflow.cancel(s, state.actor(s), post_id)
+    if result.in_flight:
+        widgets.flash(
+            f"{result.in_flight} send(s) of story #{post_id} were already being published and "
+            "may still appear; delete them on the platform if needed.",
+            "warning",
+        )
+    if result.already_published:
+        widgets.flash(
+            f"{result.already_published} send(s) of story #{post_id} had already been published; "
+            "cancelling does not remove them.",
+            "warning",
+        )
 
 
 def _controls(movable: list[Post], tz: ZoneInfo) -> None:
