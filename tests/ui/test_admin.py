@@ -245,3 +245,19 @@ def test_it_gives_an_advocate_one_click_x_share_links(
     [link] = at.get("link_button")
     assert "1790000000000000001" in link.proto.url
     assert "Screenings saved lives." in texts(at)
+
+
+def test_it_pages_through_a_long_audit_log(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    with session_scope() as s:
+        admin = s.get(User, people["admin"])
+        for n in range(60):
+            workflow.audit(s, admin, "test.event", "post", n)
+    at = app_as("lead", "activity.py")
+    assert "63 event(s) · page 1 of 2" in texts(at)
+    assert len(at.dataframe[0].value) == 50
+    button(at, "Older →").click().run()
+    assert "page 2 of 2" in texts(at) and len(at.dataframe[0].value) == 13
+    at.multiselect(key="act_actions").set_value(["test.event"]).run()
+    assert "60 event(s) · page 1 of 2" in texts(at), "a new filter starts at page 1"
