@@ -183,6 +183,7 @@ def running_network() -> Iterator[AtprotoNetwork]:
         "REDIS_HOST": "unused.invalid",
         "LOG_ENABLED": "false",
         "CONTROL_PORT": "0",
+        "EXIT_WITH_STDIN": "1",
     }
     process: subprocess.Popen[bytes] | None = None
     try:
@@ -191,7 +192,7 @@ def running_network() -> Iterator[AtprotoNetwork]:
                 [str(node), str(SERVER)],
                 cwd=HERE,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,  # closed when pytest exits, however it exits
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -204,6 +205,8 @@ def running_network() -> Iterator[AtprotoNetwork]:
     finally:
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
+            if process.stdin is not None:
+                process.stdin.close()
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:

@@ -5,6 +5,7 @@
 //   CONTROL_PORT      loopback port for the control endpoint (default: any free port)
 //   TMPDIR            a fresh folder: the PDS keeps its data and blobs under it
 //   REDIS_HOST        asserted by TestNetwork though unused; defaults to a dummy value
+//   EXIT_WITH_STDIN   "1": stop when stdin closes (the fixture's process died)
 //
 // Every server binds 127.0.0.1 only. Control endpoint (127.0.0.1:CONTROL_PORT):
 //   GET  /info         {"pds_url", "plc_url", "appview_url"}
@@ -116,6 +117,12 @@ async function main() {
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
+  if (process.env.EXIT_WITH_STDIN === '1') {
+    // The test runner holds our stdin open: if it dies without stopping us, we stop too.
+    process.stdin.on('end', () => shutdown('stdin closed'))
+    process.stdin.on('error', () => shutdown('stdin closed'))
+    process.stdin.resume()
+  }
 }
 
 main().catch((err) => {
