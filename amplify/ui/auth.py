@@ -27,7 +27,7 @@ def _sso_user() -> User | None:
         return None
     email = info.get("email")
     verified = info.get("email_verified")
-    if not email or verified is False:
+    if not email or verified is not True:
         st.error(
             "Your identity provider did not give a verified email address; "
             "sign in with your Amplify password instead."

@@ -117,3 +117,17 @@ def test_it_opens_the_page_the_url_asked_for_after_sign_in(people: dict[str, int
     at.text_input(key="signin_pw").input(PASSWORD)
     button(at, "Sign in").click().run()
     assert "Only leads and admins can approve stories." in texts(at)
+
+
+def test_it_refuses_single_sign_on_without_a_verified_email(people: dict[str, int]) -> None:
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    app = Path(__file__).resolve().parents[2] / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=30)
+    at.secrets["auth"] = {"client_id": "x", "client_secret": "y", "redirect_uri": "http://l"}
+    at.user = {"is_logged_in": True, "email": "lead@example.org", "email_verified": False}
+    at.run()
+    assert "user_id" not in at.session_state
+    assert "did not give a verified email address" in texts(at)
