@@ -380,3 +380,19 @@ def test_it_deletes_a_post(
     assert connector.find_published(post) is None
     atproto_network.process_all()
     assert connector.fetch_metrics([receipt]) == []
+
+
+def test_it_continues_under_a_landed_part_known_only_by_its_address(
+    atproto_network: AtprotoNetwork,
+    bsky_accounts: BlueskyAccounts,
+    bsky_connector: ConnectorFactory,
+) -> None:
+    connector = bsky_connector(bsky_accounts.team)
+    parts = ("Known by uri 1/2", "Known by uri 2/2")
+    k = key()
+    [first] = connector.publish(OutgoingPost(parts=parts[:1], idempotency_key=k))
+    landed = (Receipt(remote_id=first.remote_id),)  # no cid stored
+    receipts = connector.publish(OutgoingPost(parts=parts, idempotency_key=k, landed=landed))
+    reply = read_record(atproto_network, receipts[1].uri or "")["reply"]
+    assert (reply["parent"]["uri"], reply["parent"]["cid"]) == (first.uri, first.cid)
+    assert receipts[0].cid == first.cid
