@@ -220,6 +220,45 @@ def _file_success(
 # --------------------------------------------------------------------------- publishing
 
 
+class _LeaseKeeper:
+    """Extends the lease every third of its length while the platform call runs, so only
+    a worker that died or hung ever loses a lease (and only then is a delivery reconciled)."""
+
+    def __init__(self, factory: sessionmaker[Session], delivery_id: int, worker_id: str) -> None:
+        self.factory = factory
+        self.delivery_id = delivery_id
+        self.worker_id = worker_id
+        self.every = max(get_settings().lease_seconds / 3, 0.1)
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{delivery_id}", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                with self.factory() as s:
+                    kept = queue.extend_lease(s, self.delivery_id, self.worker_id)
+                    s.commit()
+            except Exception as exc:
+                log.warning(
+                    "could not extend the lease on delivery %s (%s); will try again",
+                    self.delivery_id,
+                    type(exc).__name__,
+                )
+                continue
+            if not kept:
+                self.lost = True
+                return
+
+
 @dataclass
 class _Progress:
     lease_lost: bool = False
@@ -276,11 +315,12 @@ def publish_one(
                 raise LeaseLost(f"delivery {delivery_id} is no longer leased to {worker_id}")
 
     try:
-        if target is not None:
-            receipts = [connector.repost(target, key)]
-        else:
-            assert outgoing is not None
-            receipts = connector.publish(outgoing, on_part=on_part)
+        with _LeaseKeeper(factory, delivery_id, worker_id):
+            if target is not None:
+                receipts = [connector.repost(target, key)]
+            else:
+                assert outgoing is not None
+                receipts = connector.publish(outgoing, on_part=on_part)
     except LeaseLost:
         return Outcome.LEASE_LOST
     except Exception as exc:
@@ -342,7 +382,8 @@ def reconcile_one(
         s.rollback()
 
     try:
-        found = connector.find_published(outgoing) or []
+        with _LeaseKeeper(factory, delivery_id, worker_id):
+            found = connector.find_published(outgoing) or []
     except Exception as exc:
         error = exc if isinstance(exc, ConnectorError) else _unexpected(exc, "reconciling")
         return _file_failure(factory, delivery_id, worker_id, error, policy)

@@ -265,6 +265,32 @@ def record_part(
     return True
 
 
+def extend_lease(
+    s: Session,
+    delivery_id: int,
+    worker_id: str,
+    *,
+    now: datetime | None = None,
+    lease_seconds: int | None = None,
+) -> bool:
+    """Keep a lease alive while a slow publish is under way (the caller commits).
+    False if ``worker_id`` no longer holds it."""
+    now = now or utcnow()
+    lease = timedelta(seconds=lease_seconds or get_settings().lease_seconds)
+    result = s.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.lease_owner == worker_id,
+            Delivery.status.in_(BUSY),
+        )
+        .values(lease_expires_at=now + lease)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return result is not None
+
+
 def complete(
     s: Session,
     delivery_id: int,

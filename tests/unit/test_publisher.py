@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from amplify import publisher, queue, textrules
 from amplify.accounts import connector_for
+from amplify.config import reset_settings
 from amplify.db import session_factory
 from amplify.models import (
     Account,
@@ -271,6 +273,32 @@ def test_it_stops_a_thread_when_another_worker_took_the_delivery_over(factory) -
     assert len(NET.published(handle)) == 1  # stopped after the first part
     d = get(factory, did)
     assert d.status == DeliveryStatus.RECONCILE and d.parts == []
+
+
+def test_it_keeps_the_lease_alive_while_a_slow_platform_call_runs(
+    factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMPLIFY_LEASE_SECONDS", "1")
+    reset_settings()
+    did, handle = new_delivery(factory)
+    assert queue.claim_due(factory, "w1", limit=1) == [did]
+    expired_meanwhile: list[int] = []
+
+    class Slow:
+        def __init__(self, account: Account) -> None:
+            self.inner = connector_for(account)
+
+        def publish(self, post: Any, on_part: Any = None) -> list[Receipt]:
+            time.sleep(1.6)  # longer than the one-second lease
+            with factory() as s:
+                expired_meanwhile.extend(queue.expire_leases(s))
+                s.commit()
+            return self.inner.publish(post, on_part=on_part)
+
+    outcome = publisher.publish_one(factory, did, "w1", connector_for=Slow)  # type: ignore[arg-type]
+    assert expired_meanwhile == []
+    assert outcome == "published"
+    assert len(NET.published(handle)) == 1
 
 
 def test_it_leaves_a_landed_post_for_reconciliation_when_the_receipt_cannot_be_saved(

@@ -228,6 +228,19 @@ def test_it_records_each_thread_part_and_extends_the_lease(factory) -> None:
     assert [r.remote_id for r in queue.landed_receipts(d)] == ["p0", "p1"]
 
 
+def test_it_extends_a_lease_only_for_the_worker_holding_it(factory) -> None:
+    (did,) = add(factory)
+    claim(factory)
+    later = NOW + timedelta(seconds=50)
+    with factory() as s:
+        assert queue.extend_lease(s, did, "w1", now=later, lease_seconds=60)
+        assert not queue.extend_lease(s, did, "w2", now=later + timedelta(seconds=30))
+        s.commit()
+    assert get(factory, did).lease_expires_at == later + timedelta(seconds=60)
+    with factory() as s:
+        assert queue.expire_leases(s, now=NOW + timedelta(seconds=61)) == []
+
+
 # --------------------------------------------------------------------------- failing
 
 
