@@ -331,7 +331,15 @@ def complete(
 def _refresh_post_state(s: Session, delivery: Delivery) -> None:
     from amplify import workflow  # lazily: workflow imports the queue's neighbours
 
-    workflow.refresh_post_state(s, delivery.post)
+    # Lock the story first: two siblings completing at once must not each see the other
+    # still claimed (PostgreSQL, read committed) and leave the story "approved" for ever.
+    post = s.execute(
+        select(Post)
+        .where(Post.id == delivery.post_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    workflow.refresh_post_state(s, post)
 
 
 def _defer_account(s: Session, account_id: int, until: datetime, except_id: int) -> None:

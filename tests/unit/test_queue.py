@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -195,6 +196,34 @@ def test_it_marks_the_story_published_when_its_last_delivery_lands(factory) -> N
         assert s.get(Post, post_id).state == PostState.APPROVED  # type: ignore[union-attr]
         queue.complete(s, two, "w1", [Receipt("b")])
         s.commit()
+        assert s.get(Post, post_id).state == PostState.PUBLISHED  # type: ignore[union-attr]
+
+
+def test_it_publishes_the_story_when_its_last_two_deliveries_complete_at_once(factory) -> None:
+    with factory() as s:
+        post = make_post(s)
+        one = make_delivery(s, post=post, next_attempt_at=EARLIER).id
+        two = make_delivery(s, post=post, next_attempt_at=EARLIER).id
+        s.commit()
+        post_id = post.id
+    claim(factory)
+    first = factory()
+    assert queue.complete(first, one, "w1", [Receipt("a")])  # not committed yet
+    outcome: list[bool] = []
+
+    def other_worker() -> None:
+        with factory() as s:
+            outcome.append(queue.complete(s, two, "w1", [Receipt("b")]))
+            s.commit()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    thread.join(timeout=0.5)  # it waits for the first transaction
+    first.commit()
+    first.close()
+    thread.join(timeout=30)
+    assert outcome == [True]
+    with factory() as s:
         assert s.get(Post, post_id).state == PostState.PUBLISHED  # type: ignore[union-attr]
 
 
