@@ -228,6 +228,9 @@ def time_pages(url: str) -> dict[str, dict[str, float]]:
 
     os.environ["AMPLIFY_DATABASE_URL"] = url
     os.environ["AMPLIFY_EMBEDDED_WORKER"] = "false"
+    from amplify.config import reset_settings
+
+    reset_settings()
     results: dict[str, dict[str, float]] = {}
     pages = sorted(
         p for p in (ROOT / "amplify/ui/pages").glob("*.py") if not p.name.startswith("_")
