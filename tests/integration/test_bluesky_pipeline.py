@@ -9,15 +9,23 @@ from datetime import timedelta
 
 import pytest
 from atproto_net.network import AtprotoNetwork
-from bluesky_helpers import BlueskyAccounts
+from bluesky_helpers import BlueskyAccounts, ConnectorFactory
 from factories import make_account, make_delivery, make_post
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from amplify import crypto, queue
+from amplify import crypto, metrics, queue
 from amplify.db import session_factory
-from amplify.models import Account, Delivery, DeliveryStatus, utcnow
+from amplify.models import (
+    Account,
+    Delivery,
+    DeliveryStatus,
+    MetricSnapshot,
+    Spreader,
+    utcnow,
+)
 from amplify.publisher import Outcome, publish_one, reconcile_one
-from connectors.base import ConnectorContext, OutgoingPost
+from connectors.base import ConnectorContext, OutgoingPost, Receipt
 from connectors.bluesky import POST, BlueskyConnector, record_key
 
 pytestmark = [pytest.mark.atproto, pytest.mark.postgres]
@@ -100,3 +108,42 @@ def test_it_reconciles_a_worker_that_died_after_publishing_without_a_second_post
         assert delivery is not None and delivery.status == DeliveryStatus.PUBLISHED
         assert delivery.remote_uri and delivery.remote_uri.endswith(record_key(key, 0))
     assert len(atproto_network.list_records(bsky_accounts.team.did, POST)) == before + 1
+
+
+def test_it_sweeps_counts_and_spreaders_from_the_appview(
+    pg_url: str,
+    atproto_network: AtprotoNetwork,
+    bsky_accounts: BlueskyAccounts,
+    bsky_connector: ConnectorFactory,
+) -> None:
+    factory = session_factory(pg_url)
+    delivery_id = bluesky_delivery(
+        factory, atproto_network, bsky_accounts, f"Sweep story {uuid.uuid4().hex[:6]}"
+    )
+    assert queue.claim_due(factory, "w1", limit=5) == [delivery_id]
+    assert publish_one(factory, delivery_id, "w1") == Outcome.PUBLISHED
+    with factory() as s:
+        delivery = s.get(Delivery, delivery_id)
+        assert delivery is not None
+        receipt = Receipt(
+            remote_id=delivery.remote_id or "", uri=delivery.remote_uri, cid=delivery.remote_cid
+        )
+    bsky_connector(bsky_accounts.bob).repost(receipt, uuid.uuid4().hex)
+    carol = atproto_network.client(bsky_accounts.carol)
+    carol.like(receipt.uri or "", receipt.cid or "")
+    carol.follow(bsky_accounts.bob.did)
+    atproto_network.process_all()
+
+    result = metrics.sweep(factory, force_all=True)
+    assert not result.errors
+
+    with factory() as s:
+        [snapshot] = s.scalars(
+            select(MetricSnapshot).where(MetricSnapshot.delivery_id == delivery_id)
+        )
+        assert (snapshot.likes, snapshot.reposts, snapshot.replies, snapshot.quotes) == (1, 1, 0, 0)
+        spreaders = list(s.scalars(select(Spreader).where(Spreader.delivery_id == delivery_id)))
+        assert [(p.handle, p.platform) for p in spreaders] == [
+            (bsky_accounts.bob.handle, "bluesky")
+        ]
+        assert spreaders[0].followers_count == 1  # carol follows bob
