@@ -258,7 +258,7 @@ class WorkerRow:
     alive: bool
 
 
-def workers(s: Session, *, alive_within: timedelta = timedelta(seconds=90)) -> list[WorkerRow]:
+def workers(s: Session, *, alive_within: timedelta = timedelta(seconds=30)) -> list[WorkerRow]:
     now = utcnow()
     rows = s.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.last_seen_at.desc()))
     return [

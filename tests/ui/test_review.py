@@ -165,3 +165,31 @@ def test_it_switches_the_calendar_to_a_month_view(
     week_cols = len(at.dataframe[0].value.columns)
     at.radio(key="cal_view").set_value("Month").run()
     assert week_cols == 7 and len(at.dataframe[0].value.columns) >= 28
+
+
+def test_it_shows_the_lead_each_image_with_its_alt_text(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    import io
+
+    from PIL import Image
+
+    from amplify.config import get_settings
+
+    media = get_settings().data_dir / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buf, format="PNG")
+    (media / "abc.png").write_bytes(buf.getvalue())
+    with session_scope() as s:
+        vol = s.get(User, people["volunteer"])
+        post = workflow.create_draft(
+            s,
+            vol,
+            body="Our van visited three towns.",
+            media=[workflow.MediaInput("media/abc.png", "A red van in a town square", "image/png")],
+        )
+        workflow.submit(s, vol, post.id)
+    at = app_as("lead", "review.py")
+    [img] = [e for e in at.main if e.type == "image"]
+    assert "Alt text: A red van in a town square" in str(img.proto)

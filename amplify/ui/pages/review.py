@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from amplify import queries, textrules, workflow
+from amplify.config import get_settings
 from amplify.errors import AmplifyError, Conflict, ValidationFailed
 from amplify.models import Account, Post, utcnow
 from amplify.permissions import Action
@@ -100,10 +101,16 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
             meta.append(f"preferred time {widgets.fmt_time(post.preferred_time, tz)}")
         if post.link:
             meta.append(f"link {post.link}")
-        if post.media:
-            meta.append(f"{len(post.media)} image(s): " + "; ".join(m.alt_text for m in post.media))
         if meta:
             st.caption(" · ".join(meta))
+        if post.media:
+            cols = st.columns(4)
+            for col, m in zip(cols, post.media, strict=False):
+                path = get_settings().data_dir / m.path
+                if path.is_file():
+                    col.image(str(path), caption=f"Alt text: {m.alt_text}", width=160)
+                else:
+                    col.warning(f"Image missing on disk ({m.path}); alt text: {m.alt_text}")
         body = st.text_area("Text", value=post.body, key=f"{key}_body_v{seen}", height=120)
         st.session_state.setdefault(f"{key}_acc", _accounts_for(post, accounts))
         chosen = st.multiselect(

@@ -122,7 +122,10 @@ def render() -> None:
     st.title("Share a story")
     if editing:
         c1, c2 = st.columns([3, 1])
-        c1.info(f"Editing your draft #{editing['post_id']}.")
+        c1.info(
+            f"Editing your draft #{editing['post_id']}. Its images stay unless you upload "
+            "new ones, which replace them."
+        )
         if c2.button("Start a new story instead"):
             _start_new()
             st.rerun()
