@@ -67,6 +67,17 @@ def forget(prefix: str) -> None:
             del st.session_state[key]
 
 
+def secret_key(scope: str, name: str) -> str:
+    """Widget key of a secret field (password, token, URL with a token). Each attempt bumps
+    the scope's generation, so the next run draws fresh, empty fields: a typed secret never
+    outlives its attempt, and Streamlit drops the old widget's value."""
+    return f"{scope}_{name}_{st.session_state.get(f'{scope}_gen', 0)}"
+
+
+def clear_secret_fields(scope: str) -> None:
+    st.session_state[f"{scope}_gen"] = st.session_state.get(f"{scope}_gen", 0) + 1
+
+
 # --------------------------------------------------------------------------- errors
 
 

@@ -114,7 +114,7 @@ def test_it_stores_a_notification_url_encrypted_and_shows_it_masked(
     at = app_as("admin", "team.py")
     at.text_input(key="keep_tm_ch_label").input("Leads on ntfy")
     url = f"ntfys://{SECRET}@ntfy.example.org/leads"
-    at.text_input(key="tm_ch_url").input(url)
+    at.text_input(key="tm_ch_url_0").input(url)
     button(at, "Add channel").click().run()
     with session_scope() as s:
         [ch] = s.scalars(select(NotificationChannel)).all()
@@ -122,6 +122,7 @@ def test_it_stores_a_notification_url_encrypted_and_shows_it_masked(
     assert SECRET not in _all_text_in_db()
     assert "Leads on ntfy — ntfys://ntfy.example.org/… — for leads" in texts(at)
     assert SECRET not in texts(at)
+    assert at.text_input(key="tm_ch_url_1").value == "", "the URL field is empty again"
 
 
 def test_it_shows_the_audit_log_filtered_by_action(

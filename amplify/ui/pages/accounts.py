@@ -82,16 +82,6 @@ FORMS: dict[str, PlatformForm] = {
 }
 
 
-def secret_key(scope: str, name: str) -> str:
-    """Widget key of a credential field. Each attempt bumps a generation, so the next run
-    draws fresh, empty fields: a typed secret never survives its attempt."""
-    return f"{scope}_{name}_{st.session_state.get(f'{scope}_gen', 0)}"
-
-
-def _clear_secret_fields(scope: str) -> None:
-    st.session_state[f"{scope}_gen"] = st.session_state.get(f"{scope}_gen", 0) + 1
-
-
 def _test(account_id: int) -> tuple[bool, str]:
     from amplify import accounts
 
@@ -114,8 +104,8 @@ def _connect(platform: str) -> None:
     handle = st.session_state.get(f"acc_{platform}_handle", "").strip()
     service = st.session_state.get(f"acc_{platform}_service", form.service_default)
     scope = f"acc_{platform}"
-    creds = {f.key: st.session_state.get(secret_key(scope, f.key), "") for f in form.fields}
-    _clear_secret_fields(scope)
+    creds = {f.key: st.session_state.get(widgets.secret_key(scope, f.key), "") for f in form.fields}
+    widgets.clear_secret_fields(scope)
     try:
         with state.db() as s:
             acct = accounts.add_account(
@@ -151,8 +141,8 @@ def _reconnect(acct: Account) -> None:
     form = FORMS.get(acct.platform)
     fields = form.fields if form else ()
     scope = f"re_{acct.id}"
-    creds = {f.key: st.session_state.get(secret_key(scope, f.key), "") for f in fields}
-    _clear_secret_fields(scope)
+    creds = {f.key: st.session_state.get(widgets.secret_key(scope, f.key), "") for f in fields}
+    widgets.clear_secret_fields(scope)
     try:
         with state.db() as s:
             accounts.update_credentials(s, state.actor(s), acct.id, credentials=creds)
@@ -207,7 +197,9 @@ def _account_card(acct: Account, tz: object) -> None:
         if form and form.fields:
             with st.expander("Reconnect with new credentials"):
                 for f in form.fields:
-                    st.text_input(f.label, type="password", key=secret_key(f"re_{acct.id}", f.key))
+                    st.text_input(
+                        f.label, type="password", key=widgets.secret_key(f"re_{acct.id}", f.key)
+                    )
                 if st.button("Reconnect", key=f"re_{acct.id}"):
                     _reconnect(acct)
 
@@ -242,7 +234,7 @@ def render() -> None:
                 st.text_input(
                     f.label,
                     type="password" if f.secret else "default",
-                    key=secret_key(f"acc_{platform}", f.key),
+                    key=widgets.secret_key(f"acc_{platform}", f.key),
                 )
             owners: dict[int | None, str] = {None: "The organisation (publishes the stories)"}
             owners.update({u.id: f"{u.name} (their own, for amplifying)" for u in people})

@@ -230,17 +230,15 @@ def _channels() -> None:
             st.rerun()
     with st.expander("Add a channel"):
         label = st.text_input("Name", key="keep_tm_ch_label")
-        url = st.text_input("Apprise URL", type="password", key="tm_ch_url")
+        url = st.text_input("Apprise URL", type="password", key=widgets.secret_key("tm_ch", "url"))
         st.session_state.setdefault("keep_tm_ch_who", ["leads"])
         who = st.multiselect("Who it is for", list(notify_channels.AUDIENCES), key="keep_tm_ch_who")
-        if st.button("Add channel"):
-            ok = widgets.run_action(
-                lambda: _add_channel(label, url, who), f"Channel {label} added."
-            )
-            st.session_state.pop("tm_ch_url", None)
-            if ok:
-                widgets.forget("keep_tm_ch_")
-                st.rerun()
+        if st.button("Add channel") and widgets.run_action(
+            lambda: _add_channel(label, url, who), f"Channel {label} added."
+        ):
+            widgets.clear_secret_fields("tm_ch")
+            widgets.forget("keep_tm_ch_")
+            st.rerun()
 
 
 def _add_channel(label: str, url: str, who: list[str]) -> None:
