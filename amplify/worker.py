@@ -50,6 +50,7 @@ from amplify.models import (
     Delivery,
     DeliveryKind,
     DeliveryStatus,
+    Post,
     WorkerHeartbeat,
     utcnow,
 )
@@ -72,6 +73,7 @@ class _Claimed:
     account_id: int
     platform: str
     kind: str
+    amplify: bool = False
 
 
 _serialized_engines: set[int] = set()
@@ -377,11 +379,14 @@ class Worker:
     def _describe(self, ids: list[int]) -> list[_Claimed]:
         with self.factory() as s:
             rows = s.execute(
-                select(Delivery.id, Delivery.account_id, Account.platform, Delivery.kind)
+                select(
+                    Delivery.id, Delivery.account_id, Account.platform, Delivery.kind, Post.amplify
+                )
                 .join(Account, Delivery.account_id == Account.id)
+                .join(Post, Delivery.post_id == Post.id)
                 .where(Delivery.id.in_(ids))
             ).all()
-        found = {r[0]: _Claimed(r[0], r[1], r[2], r[3]) for r in rows}
+        found = {r[0]: _Claimed(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows}
         return [found[i] for i in ids if i in found]
 
     def _submit(self, fn: Callable[[_Claimed], str], item: _Claimed) -> None:
@@ -425,7 +430,7 @@ class Worker:
                 policy=self.policy,
                 connector_for=self.connector_for,
             )
-            self._after_publish(item)
+            self._after_publish(item, str(outcome))
             self._act(f"delivery {item.id}: {outcome}")
             return str(outcome)
         except Exception:
@@ -455,30 +460,32 @@ class Worker:
         except Exception:
             return 1
 
-    def _after_publish(self, item: _Claimed) -> None:
+    def _after_publish(self, item: _Claimed, outcome: str) -> None:
+        """Start the amplification wave of a landed original; after a 429, block the
+        account's shared budget until the platform's reset. Most outcomes need neither,
+        and then no transaction is spent."""
+        if outcome == "published":
+            with self._lock:
+                self.stats["published_total"] += 1
+            if item.kind != DeliveryKind.POST or not item.amplify:
+                return
+        elif not (outcome == "rate_limited" and item.platform in ratelimit.LIMITS):
+            return
         with self.factory() as s:
             delivery = s.get(Delivery, item.id)
             if delivery is None:
                 return
-            changed = False
             if delivery.status == DeliveryStatus.PUBLISHED:
-                with self._lock:
-                    self.stats["published_total"] += 1
-                if delivery.kind == DeliveryKind.POST and delivery.post.amplify:
-                    from amplify import amplification
+                from amplify import amplification
 
-                    # Reposts, or share-link notifications (sent after this commit).
-                    amplification.on_published(s, delivery)
-                    changed = True
-            elif (
-                delivery.error_kind == "rate_limited"
-                and delivery.status == DeliveryStatus.PENDING
-                and item.platform in ratelimit.LIMITS
+                # Reposts, or share-link notifications (sent after this commit).
+                amplification.on_published(s, delivery)
+            elif delivery.error_kind == "rate_limited" and delivery.status in (
+                DeliveryStatus.PENDING,
+                DeliveryStatus.RECONCILE,
             ):
                 ratelimit.block(s, item.platform, item.account_id, delivery.next_attempt_at)
-                changed = True
-            if changed:
-                s.commit()
+            s.commit()
 
     # ------------------------------------------------------------------ recovery
 
@@ -509,7 +516,7 @@ class Worker:
                         policy=self.policy,
                         connector_for=self.connector_for,
                     )
-                    self._after_publish(item)
+                    self._after_publish(item, str(outcome))
                     return f"reconcile:{outcome}"
                 except Exception:
                     log.exception("reconciling delivery %s crashed", item.id)
