@@ -26,7 +26,21 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    any_,
+    case,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from amplify.config import get_settings
@@ -88,27 +102,40 @@ def _eligible(now: datetime, account_ids: Sequence[int] | None) -> Select[Any]:
     rank = func.row_number().over(
         partition_by=Delivery.account_id, order_by=(Delivery.next_attempt_at, Delivery.id)
     )
-    # IN / NOT IN over small uncorrelated subqueries: PostgreSQL hashes each one once,
-    # so the plan stays linear even before the planner has statistics (fresh tables).
+    # Written so the plan stays linear even before the planner has statistics (a fresh
+    # database after a bulk approval): NOT IN over small uncorrelated sets is hashed once
+    # (the broken accounts, the stories not live, the busy accounts), and the repost check
+    # is one primary-key probe per repost.
     query = select(
         Delivery.id.label("id"), Delivery.next_attempt_at.label("due"), rank.label("rank")
     ).where(
         Delivery.status == DeliveryStatus.PENDING,
         Delivery.next_attempt_at <= now,
-        Delivery.account_id.in_(select(Account.id).where(Account.status == AccountStatus.OK)),
-        Delivery.post_id.in_(select(Post.id).where(Post.state.in_(LIVE_POST_STATES))),
+        Delivery.account_id.not_in(select(Account.id).where(Account.status != AccountStatus.OK)),
+        Delivery.post_id.not_in(select(Post.id).where(Post.state.not_in(LIVE_POST_STATES))),
         Delivery.account_id.not_in(select(busy.account_id).where(busy.status.in_(BUSY))),
         # A repost waits until the post it reshares has landed.
         or_(
             Delivery.kind != DeliveryKind.REPOST,
-            Delivery.source_id.in_(
-                select(source.id).where(source.status == DeliveryStatus.PUBLISHED)
+            exists().where(
+                source.id == Delivery.source_id, source.status == DeliveryStatus.PUBLISHED
             ),
         ),
     )
     if account_ids is not None:
         query = query.where(Delivery.account_id.in_(list(account_ids)))
     return query
+
+
+def _among(s: Session, ids: ColumnElement[Any], *where: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``Delivery.id`` is one of ``ids`` (a CTE column). On PostgreSQL as ``= ANY(array)``:
+    the set is computed once and matched without a join, so no missing or stale planner
+    statistics can turn it into a nested loop over the whole queue."""
+    subquery = select(ids).where(*where)
+    if is_postgres(s):
+        array = select(func.array_agg(ids)).where(*where).scalar_subquery()
+        return Delivery.id == any_(cast(array, ARRAY(Integer)))
+    return Delivery.id.in_(subquery)
 
 
 def claim_due(
@@ -134,7 +161,7 @@ def claim_due(
         picked_query = (
             select(Delivery.id)
             .where(
-                Delivery.id.in_(select(ranked.c.id).where(ranked.c.rank == 1)),
+                _among(s, ranked.c.id, ranked.c.rank == 1),
                 Delivery.status == DeliveryStatus.PENDING,
             )
             .order_by(Delivery.next_attempt_at, Delivery.id)
@@ -147,7 +174,7 @@ def claim_due(
         picked = picked_query.cte("picked")
         stmt = (
             update(Delivery)
-            .where(Delivery.id.in_(select(picked.c.id)), Delivery.status == DeliveryStatus.PENDING)
+            .where(_among(s, picked.c.id), Delivery.status == DeliveryStatus.PENDING)
             .values(
                 status=DeliveryStatus.CLAIMED,
                 lease_owner=worker_id,
