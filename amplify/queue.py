@@ -131,11 +131,10 @@ def _among(s: Session, ids: ColumnElement[Any], *where: ColumnElement[bool]) -> 
     """``Delivery.id`` is one of ``ids`` (a CTE column). On PostgreSQL as ``= ANY(array)``:
     the set is computed once and matched without a join, so no missing or stale planner
     statistics can turn it into a nested loop over the whole queue."""
-    subquery = select(ids).where(*where)
     if is_postgres(s):
         array = select(func.array_agg(ids)).where(*where).scalar_subquery()
         return Delivery.id == any_(cast(array, ARRAY(Integer)))
-    return Delivery.id.in_(subquery)
+    return Delivery.id.in_(select(ids).where(*where))
 
 
 def claim_due(
