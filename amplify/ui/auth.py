@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from amplify import users
 from amplify.errors import AmplifyError
@@ -43,6 +44,11 @@ def _sso_user() -> User | None:
             return None
         s.expunge(user)
         return user
+
+
+def _narrow() -> DeltaGenerator:
+    """A centred column, so the sign-in forms are not stretched across a wide screen."""
+    return st.columns([1, 2, 1])[1]
 
 
 def _first_admin_screen() -> None:
@@ -111,10 +117,11 @@ def gate() -> User:
     nav.remember_wanted_page()
     with state.db() as s:
         empty = not users.has_users(s)
-    if empty:
-        _first_admin_screen()
-    else:
-        _sign_in_screen()
+    with _narrow():
+        if empty:
+            _first_admin_screen()
+        else:
+            _sign_in_screen()
     st.stop()
     raise AssertionError("unreachable")
 
