@@ -1,0 +1,25 @@
+"""Worker benchmark: wave (see amplify/bench.py for what it measures). Prints JSON.
+
+    .venv/bin/python benchmarks/worker_wave.py [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from amplify import bench
+
+QUICK = {
+    "lateness": {"n": 50, "spread_s": 3.0},
+    "wave": {"n": 40, "pool": 8, "latency": 0.02},
+    "sweep": {"n": 300, "accounts": 5},
+    "footprint": {"n": 300, "settle_s": 2.0, "measure_s": 2.0},
+}
+
+if __name__ == "__main__":
+    kwargs = QUICK["wave"] if "--quick" in sys.argv[1:] else {}
+    print(json.dumps({"wave": bench.wave(**kwargs)}, indent=2))
