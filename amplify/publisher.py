@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from amplify import queue
 from amplify.config import get_settings
+from amplify.errors import ConfigError
 from amplify.models import Account, Delivery, DeliveryKind, DeliveryStatus, PostState
 from amplify.retry import DEFAULT_POLICY, RetryPolicy
 from connectors.base import (
@@ -292,6 +293,11 @@ def publish_one(
         except ConnectorError as exc:
             s.rollback()
             return _file_failure(factory, delivery_id, worker_id, exc, policy)
+        except ConfigError as exc:
+            # The stored credentials cannot be used (e.g. the secret key changed): the
+            # message is written for people and holds no secret; the account needs an admin.
+            s.rollback()
+            return _file_failure(factory, delivery_id, worker_id, AuthError(str(exc)), policy)
         except Exception as exc:
             s.rollback()
             odd = _unexpected(exc, "preparing the post")
@@ -375,6 +381,11 @@ def reconcile_one(
         except ConnectorError as exc:
             s.rollback()
             return _file_failure(factory, delivery_id, worker_id, exc, policy)
+        except ConfigError as exc:
+            # The stored credentials cannot be used (e.g. the secret key changed): the
+            # message is written for people and holds no secret; the account needs an admin.
+            s.rollback()
+            return _file_failure(factory, delivery_id, worker_id, AuthError(str(exc)), policy)
         except Exception as exc:
             s.rollback()
             odd = _unexpected(exc, "preparing to reconcile")

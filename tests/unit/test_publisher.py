@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -215,6 +216,26 @@ def test_it_treats_an_unexpected_exception_as_transient_without_repeating_its_me
     assert d.status == DeliveryStatus.PENDING
     assert "RuntimeError" in (d.last_error or "")
     assert "hunter2" not in (d.last_error or "")
+
+
+def test_it_flags_the_account_when_its_stored_credentials_cannot_be_decrypted(factory) -> None:
+    other_key = Fernet(Fernet.generate_key())
+    did, _ = new_delivery(factory)
+    with factory() as s:
+        d = s.get(Delivery, did)
+        assert d is not None
+        d.account.credentials_enc = other_key.encrypt(b'{"token": "t"}').decode()
+        s.commit()
+    claimed(factory)
+    assert publisher.publish_one(factory, did, "w1") == "needs_attention"
+    d = get(factory, did)
+    assert d.status == DeliveryStatus.FAILED
+    with factory() as s:
+        account = s.get(Account, d.account_id)
+        assert account is not None
+        assert account.status == AccountStatus.NEEDS_ATTENTION
+        assert "AMPLIFY_SECRET_KEY" in (account.last_error or "")
+    assert NET.call_count("publish") == 0
 
 
 def test_it_gives_up_after_the_policy_allows_no_more_attempts(factory) -> None:
