@@ -196,13 +196,13 @@ def _file_success(
     """Commit the receipts; on a database error leave the delivery for reconciliation."""
     try:
         with factory() as s:
-            delivery = s.get(Delivery, delivery_id)
-            was = delivery.post.state if delivery is not None else None
-            if not queue.complete(s, delivery_id, worker_id, receipts):
+            # Read the story's state under its lock, so only the delivery that really
+            # publishes it sends the "published" notice.
+            post = queue.lock_story(s, delivery_id)
+            was = post.state if post is not None else None
+            if post is None or not queue.complete(s, delivery_id, worker_id, receipts):
                 s.rollback()
                 return Outcome.LEASE_LOST
-            assert delivery is not None
-            post = delivery.post
             if was != PostState.PUBLISHED and post.state == PostState.PUBLISHED:
                 _notify(s, "published", post=post, post_id=post.id)
             s.commit()

@@ -317,6 +317,25 @@ def extend_lease(
     return result is not None
 
 
+def lock_story(s: Session, delivery_id: int) -> Post | None:
+    """Lock (and reload) the story of a delivery, or None if the delivery is gone.
+
+    Completing a delivery locks its story first (then the delivery), so two siblings
+    completing at once never both see the other still claimed (PostgreSQL, read
+    committed) and leave the story "approved" for ever; taking the story first keeps the
+    same lock order as the workflow's own changes (story, then its deliveries).
+    """
+    post_id = s.scalar(select(Delivery.post_id).where(Delivery.id == delivery_id))
+    if post_id is None:
+        return None
+    return s.execute(
+        select(Post)
+        .where(Post.id == post_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
 def complete(
     s: Session,
     delivery_id: int,
@@ -325,14 +344,16 @@ def complete(
     *,
     now: datetime | None = None,
 ) -> bool:
-    """Mark the delivery published with its receipts (first one = the post's remote refs).
+    """Mark the delivery published with its receipts (first one = the post's remote refs),
+    then let the workflow publish the story once all its deliveries have landed.
 
     Returns False, changing nothing, when ``worker_id`` no longer holds the lease.
     """
     if not receipts:
         raise ValueError("complete() needs the receipt of at least one published record")
+    post = lock_story(s, delivery_id)
     delivery = _leased(s, delivery_id, worker_id)
-    if delivery is None:
+    if post is None or delivery is None:
         return False
     now = now or utcnow()
     first = receipts[0]
@@ -350,22 +371,11 @@ def complete(
     delivery.metrics_step = 0
     _clear_lease(delivery)
     s.flush()
-    _refresh_post_state(s, delivery)
-    return True
 
-
-def _refresh_post_state(s: Session, delivery: Delivery) -> None:
     from amplify import workflow  # lazily: workflow imports the queue's neighbours
 
-    # Lock the story first: two siblings completing at once must not each see the other
-    # still claimed (PostgreSQL, read committed) and leave the story "approved" for ever.
-    post = s.execute(
-        select(Post)
-        .where(Post.id == delivery.post_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
     workflow.refresh_post_state(s, post)
+    return True
 
 
 def _defer_account(s: Session, account_id: int, until: datetime, except_id: int) -> None:
