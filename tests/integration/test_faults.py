@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from factories import make_account, make_delivery, make_post
@@ -296,3 +297,73 @@ def test_it_publishes_500_deliveries_exactly_once_while_workers_are_killed(
                 w.kill()
         server.terminate()
         server.wait(10)
+
+
+@pytest.mark.postgres
+@pytest.mark.atproto
+@pytest.mark.slow
+def test_it_publishes_to_bluesky_exactly_once_while_workers_are_killed(
+    pg_url: str, tmp_path: Path, atproto_network: Any
+) -> None:
+    people = [atproto_network.create_account(f"chapter{n}") for n in range(3)]
+    factory = session_factory(pg_url)
+    with factory() as s:
+        for n, person in enumerate(people):
+            acct = make_account(
+                s,
+                platform="bluesky",
+                handle=person.handle,
+                service_url=atproto_network.pds_url,
+                credentials={"app_password": person.app_password},
+            )
+            x_deliveries(s, acct, 10, f"bsky{n}")
+        s.commit()
+
+    env = dict(os.environ)
+    env.update(
+        {"AMPLIFY_DATABASE_URL": pg_url, "AMPLIFY_LEASE_SECONDS": "3", "PYTHONPATH": str(ROOT)}
+    )
+    log = tmp_path / "workers.log"
+    names = ["b0-0", "b1-0"]
+    workers = [_spawn_worker(env, log, name) for name in names]
+    try:
+        rng = random.Random(7)
+        kills = mid_publish = 0
+        deadline = time.monotonic() + 300
+        while kills < 4 and time.monotonic() < deadline:
+            if counts(factory)["published"] >= 27:
+                break
+            victim = rng.randrange(len(workers))
+            name = names[victim]
+            if wait_until(partial(_holds_claim, factory, name), timeout=15, every=0.02):
+                time.sleep(rng.uniform(0.0, 0.1))
+                mid_publish += 1
+            workers[victim].send_signal(signal.SIGKILL)
+            workers[victim].wait(10)
+            names[victim] = f"b{victim}-{kills + 1}"
+            workers[victim] = _spawn_worker(env, log, names[victim])
+            kills += 1
+        assert mid_publish >= 1, "no worker was killed while holding a claim"
+
+        def settled() -> bool:
+            c = counts(factory)
+            return c["published"] == 30 or c["failed"] > 0
+
+        assert wait_until(settled, timeout=max(10.0, deadline - time.monotonic()), every=0.5), (
+            counts(factory),
+            log.read_text()[-3000:],
+        )
+        final = counts(factory)
+        assert final["published"] == 30, (final, log.read_text()[-3000:])
+        for person in people:
+            posts = atproto_network.list_records(person.did, "app.bsky.feed.post")
+            assert len(posts) == 10, person.handle  # nothing was created twice
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(30)
+            except subprocess.TimeoutExpired:
+                w.kill()
