@@ -24,7 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from amplify import queue
 from amplify.db import session_factory
-from amplify.models import Account, AccountStatus, Delivery, DeliveryStatus, utcnow
+from amplify.models import (
+    Account,
+    AccountStatus,
+    Delivery,
+    DeliveryStatus,
+    WorkerHeartbeat,
+    utcnow,
+)
 from amplify.retry import RetryPolicy
 from amplify.worker import Worker
 from tests.fakes.x_server import XFakeServer, remote_stats
@@ -165,6 +172,39 @@ def test_it_stops_at_once_with_a_readable_reason_on_permanent_refusals(
             assert message and "tok-revoked" not in message
             assert "reconnect" in message.lower() or "credentials" in message.lower(), message
     assert x_server.stats()["calls"].get("POST /2/tweets", 0) == 1
+
+
+def test_it_finishes_the_post_in_flight_and_gives_back_its_claims_on_sigterm(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    factory = session_factory(sqlite_url)
+    with XFakeServer(latency=1.0) as server:
+        with factory() as s:
+            acct = x_account(s, server.url, "tok-term")
+            x_deliveries(s, acct, 3, "term")
+            s.commit()
+        env = dict(os.environ)
+        env.update({"AMPLIFY_DATABASE_URL": sqlite_url, "PYTHONPATH": str(ROOT)})
+        log = tmp_path / "worker.log"
+        worker = _spawn_worker(env, log, "w-term")
+        try:
+            assert wait_until(partial(_holds_claim, factory, "w-term"), timeout=60, every=0.02)
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(60) == 0, log.read_text()[-2000:]
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        assert server.stats()["posts_created"] >= 1
+        published = server.stats()["posts_created"]
+    c = counts(factory)
+    # What was being sent landed and was recorded; nothing is left leased to the dead worker.
+    assert c["published"] == published
+    assert c["claimed"] == c["reconcile"] == 0
+    assert c["pending"] == 3 - published
+    with factory() as s:
+        assert s.scalar(select(func.count()).where(Delivery.lease_owner.is_not(None))) == 0
+        beat = s.get(WorkerHeartbeat, "w-term")
+        assert beat is not None and beat.last_action.startswith("stopped")
 
 
 # --------------------------------------------------------------------------- kill -9
