@@ -229,6 +229,9 @@ class Delivery(Base):
     remote_uri: Mapped[str | None] = mapped_column(String(500))
     remote_cid: Mapped[str | None] = mapped_column(String(200))
     remote_url: Mapped[str | None] = mapped_column(String(500))
+    # The exact texts sent, frozen at the first attempt: a retry or a reconciliation after a
+    # crash must send and look for the same words even if the campaign's tags changed since.
+    texts: Mapped[list[Any]] = mapped_column(default=list)
     # Thread parts that have landed, in order: [{"remote_id","uri","cid","url"}, ...].
     parts: Mapped[list[Any]] = mapped_column(default=list)
     last_error: Mapped[str | None] = mapped_column(Text)

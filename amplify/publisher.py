@@ -23,7 +23,8 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,7 @@ class LeaseLost(Exception):
 # --------------------------------------------------------------------------- building
 
 
-def outgoing_for(delivery: Delivery) -> OutgoingPost:
-    """What to send for ``delivery``: the platform's text (override, link with UTM, campaign
-    hashtags, split into a thread if long), media with alt text, parts already landed."""
+def _render(delivery: Delivery, limit: int | None) -> list[str]:
     from amplify import textrules
 
     post = delivery.post
@@ -85,7 +84,7 @@ def outgoing_for(delivery: Delivery) -> OutgoingPost:
     slug = (campaign.utm_campaign or None) if campaign is not None else None
     utm = bool(campaign is not None and campaign.utm_enabled)
     override = (post.overrides or {}).get(platform)
-    parts = textrules.render(
+    return textrules.render(
         platform,
         post.body,
         link=post.link,
@@ -93,7 +92,26 @@ def outgoing_for(delivery: Delivery) -> OutgoingPost:
         utm=utm,
         hashtags=campaign.hashtags if campaign is not None else "",
         override=override if isinstance(override, str) else None,
+        limit=limit,
     )
+
+
+def outgoing_for(delivery: Delivery, *, limit: int | None = None) -> OutgoingPost:
+    """What to send for ``delivery``: the platform's text (override, link with UTM, campaign
+    hashtags, split into a thread if long), media with alt text, parts already landed.
+    ``limit``: the account's own text limit where the platform varies (Mastodon instances)."""
+    from amplify import textrules
+
+    post = delivery.post
+    platform = delivery.account.platform
+    campaign = post.campaign
+    slug = (campaign.utm_campaign or None) if campaign is not None else None
+    utm = bool(campaign is not None and campaign.utm_enabled)
+    if delivery.texts:
+        parts = [str(t) for t in delivery.texts]
+    else:
+        parts = _render(delivery, limit)
+        delivery.texts = parts  # frozen: the caller commits it before calling the platform
     link = post.link.strip() if post.link and post.link.strip() else None
     if link and utm:
         link = textrules.add_utm(link, platform, slug)
@@ -109,6 +127,12 @@ def outgoing_for(delivery: Delivery) -> OutgoingPost:
         link=link,
         landed=tuple(queue.landed_receipts(delivery)),
     )
+
+
+def _text_limit(connector: Connector) -> int | None:
+    """A connector may know its account's own limit (a Mastodon instance's); None: default."""
+    known = getattr(connector, "text_limit", None)
+    return known() if callable(known) else None
 
 
 def _default_connector_for(account: Account) -> Connector:
@@ -140,6 +164,21 @@ def _unexpected(exc: BaseException, doing: str) -> TransientError:
         f"unexpected {type(exc).__name__} while {doing}; it will be retried "
         "(if this repeats, check the worker log)"
     )
+
+
+@contextmanager
+def _preparing(doing: str) -> Iterator[None]:
+    """Everything that can go wrong before the platform call, as a ConnectorError to file."""
+    try:
+        yield
+    except ConnectorError:
+        raise
+    except ConfigError as exc:
+        # The stored credentials cannot be used (e.g. the secret key changed): the message
+        # is written for people and holds no secret; the account needs an admin.
+        raise AuthError(str(exc)) from None
+    except Exception as exc:
+        raise _unexpected(exc, doing) from None
 
 
 # --------------------------------------------------------------------------- filing results
@@ -286,23 +325,19 @@ def publish_one(
             return Outcome.NOT_CLAIMED
         is_repost = delivery.kind == DeliveryKind.REPOST
         key = delivery.idempotency_key
+        target: Receipt | None = None
+        outgoing: OutgoingPost | None = None
         try:
-            connector = build(delivery.account)
-            target = _source_receipt(s, delivery) if is_repost else None
-            outgoing = None if is_repost else outgoing_for(delivery)
+            with _preparing("preparing the post"):
+                connector = build(delivery.account)
+                if is_repost:
+                    target = _source_receipt(s, delivery)
+                else:
+                    outgoing = outgoing_for(delivery, limit=_text_limit(connector))
         except ConnectorError as exc:
             s.rollback()
             return _file_failure(factory, delivery_id, worker_id, exc, policy)
-        except ConfigError as exc:
-            # The stored credentials cannot be used (e.g. the secret key changed): the
-            # message is written for people and holds no secret; the account needs an admin.
-            s.rollback()
-            return _file_failure(factory, delivery_id, worker_id, AuthError(str(exc)), policy)
-        except Exception as exc:
-            s.rollback()
-            odd = _unexpected(exc, "preparing the post")
-            return _file_failure(factory, delivery_id, worker_id, odd, policy)
-        s.rollback()  # read only: end the transaction before calling the platform
+        s.commit()  # keeps the frozen texts; ends the transaction before calling the platform
 
     progress = _Progress()
     lock = threading.Lock()
@@ -376,21 +411,13 @@ def reconcile_one(
             s.commit()
             return Outcome.REQUEUED
         try:
-            connector = build(delivery.account)
-            outgoing = outgoing_for(delivery)
+            with _preparing("preparing to reconcile"):
+                connector = build(delivery.account)
+                outgoing = outgoing_for(delivery, limit=_text_limit(connector))
         except ConnectorError as exc:
             s.rollback()
             return _file_failure(factory, delivery_id, worker_id, exc, policy)
-        except ConfigError as exc:
-            # The stored credentials cannot be used (e.g. the secret key changed): the
-            # message is written for people and holds no secret; the account needs an admin.
-            s.rollback()
-            return _file_failure(factory, delivery_id, worker_id, AuthError(str(exc)), policy)
-        except Exception as exc:
-            s.rollback()
-            odd = _unexpected(exc, "preparing to reconcile")
-            return _file_failure(factory, delivery_id, worker_id, odd, policy)
-        s.rollback()
+        s.commit()
 
     try:
         with _LeaseKeeper(factory, delivery_id, worker_id):

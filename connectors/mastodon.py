@@ -320,6 +320,13 @@ class MastodonConnector:
             _instance_cache[key] = (now + INSTANCE_TTL_SECONDS, info)
         return info
 
+    def text_limit(self) -> int | None:
+        """The instance's character limit if already known (cache only, never a request):
+        the publisher asks while it holds a database transaction."""
+        with _instance_lock:
+            hit = _instance_cache.get(_instance_key(self.base_url))
+        return hit[1].max_characters if hit is not None else None
+
     def _instance_or_default(self) -> InstanceInfo:
         try:
             return self.instance()

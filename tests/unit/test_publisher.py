@@ -445,3 +445,35 @@ def test_it_keeps_reconciling_later_when_the_platform_cannot_answer(factory) -> 
     d = get(factory, did)
     assert d.status == DeliveryStatus.RECONCILE and d.lease_owner is None
     assert NET.call_count("publish") == 0
+
+
+def test_it_sends_the_words_frozen_at_the_first_attempt_even_if_the_campaign_changed(
+    factory,
+) -> None:
+    with factory() as s:
+        campaign = make_campaign(s, hashtags="#Before")
+        s.commit()
+        campaign_id = campaign.id
+    did, handle = new_delivery(factory, body=LONG, campaign_id=campaign_id)
+    claimed(factory)
+    NET.interrupt_after(1, TransientError("connection reset"))
+    assert publisher.publish_one(factory, did, "w1") == "retry"
+    frozen = get(factory, did).texts
+    assert frozen and "#Before" in frozen[-1]
+    with factory() as s:
+        s.get(type(campaign), campaign_id).hashtags = "#After"
+        s.commit()
+    d = get(factory, did)
+    assert queue.claim_due(factory, "w1", limit=1, now=d.next_attempt_at) == [did]
+    assert publisher.publish_one(factory, did, "w1") == "published"
+    assert [r.text for r in NET.published(handle)] == frozen
+
+
+def test_it_splits_at_the_limit_the_connector_already_knows(factory, monkeypatch) -> None:
+    monkeypatch.setattr(memory.MemoryConnector, "text_limit", lambda self: 300, raising=False)
+    did, handle = new_delivery(factory, body=LONG)
+    claimed(factory)
+    assert publisher.publish_one(factory, did, "w1") == "published"
+    parts = [r.text for r in NET.published(handle)]
+    assert len(parts) > 3  # the default 500 would have made three
+    assert all(len(p) <= 300 for p in parts)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: b77a2fffa79e
+Revision ID: 69f6d7375a53
 Revises:
-Create Date: 2026-11-24 01:08:05.618037
+Create Date: 2026-11-24 01:45:48.020685
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import amplify.models
 
-revision: str = "b77a2fffa79e"
+revision: str = "69f6d7375a53"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -199,6 +199,7 @@ def upgrade() -> None:
         sa.Column("remote_uri", sa.String(length=500), nullable=True),
         sa.Column("remote_cid", sa.String(length=200), nullable=True),
         sa.Column("remote_url", sa.String(length=500), nullable=True),
+        sa.Column("texts", sa.JSON(), nullable=False),
         sa.Column("parts", sa.JSON(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("error_kind", sa.String(length=20), nullable=True),
