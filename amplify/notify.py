@@ -26,6 +26,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
@@ -67,6 +68,48 @@ class Message:
     body: str
 
 
+# --------------------------------------------------------------------------- redaction
+
+
+class _Redactor(logging.Filter):
+    """Blanks the parts of notification URLs (tokens in hosts, paths, queries, user info)
+    out of what apprise and urllib3 log: at DEBUG they print whole request URLs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def remember(self, url: str) -> None:
+        parts = urlsplit(url)
+        pieces = {parts.netloc, parts.path, parts.query, parts.netloc.rpartition("@")[0]}
+        pieces.update(seg for seg in parts.path.split("/") if seg)
+        pieces.update(v for _k, v in parse_qsl(parts.query))
+        with self._lock:
+            self._secrets.update(p for p in pieces if len(p) >= 4)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        if not secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        redacted = message
+        for secret in secrets:
+            redacted = redacted.replace(secret, "[redacted]")
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+_redactor = _Redactor()
+for _name in ("apprise", "urllib3.connectionpool"):
+    logging.getLogger(_name).addFilter(_redactor)
+
+
 # --------------------------------------------------------------------------- sender
 
 
@@ -100,6 +143,7 @@ class _Sender:
                 self._queue.task_done()
 
     def _send(self, message: Message) -> None:
+        _redactor.remember(message.url)
         try:
             import apprise
 
