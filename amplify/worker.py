@@ -40,6 +40,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy import event as sa_event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from amplify import ratelimit
@@ -104,10 +105,18 @@ def serialize_sqlite_writers(engine: Engine) -> None:
             conn.info["amplify_writer_lock"] = held - 1
             lock.release()
 
+    def begin_failed(context: ExceptionContext) -> None:
+        # BEGIN itself failed (the database stayed locked by another process past
+        # busy_timeout): no commit or rollback will follow, so let go here.
+        statement = (context.statement or "").lstrip().upper()
+        if statement.startswith("BEGIN") and context.connection is not None:
+            release(context.connection)
+
     # insert=True: take the lock before amplify.db's listener sends BEGIN IMMEDIATE.
     sa_event.listen(engine, "begin", acquire, insert=True)
     sa_event.listen(engine, "commit", release)
     sa_event.listen(engine, "rollback", release)
+    sa_event.listen(engine, "handle_error", begin_failed)
 
 
 def default_worker_id() -> str:
