@@ -38,7 +38,7 @@ from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
@@ -61,6 +61,7 @@ from connectors.base import Connector
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_KEEP = timedelta(days=2)  # heartbeat rows of workers silent longer are deleted
 METRICS_SECONDS = 60.0
 MAX_IDLE_SECONDS = 1.0  # the dispatch job runs at least this often
 # Over-budget accounts' due deliveries are pushed to their reset at most this often (a
@@ -558,6 +559,12 @@ class Worker:
             row.last_seen_at = utcnow()
             row.last_action = self.last_action[:1000]
             row.published_count = self.stats["published_total"]
+            # Rows of workers gone for days (restarts get new ids) would crowd the dashboard.
+            s.execute(
+                delete(WorkerHeartbeat).where(
+                    WorkerHeartbeat.last_seen_at < row.last_seen_at - HEARTBEAT_KEEP
+                )
+            )
             s.commit()
 
     def _release(self) -> int:

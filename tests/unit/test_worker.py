@@ -331,6 +331,22 @@ def test_it_writes_a_heartbeat_saying_what_it_did_last(factory: sessionmaker[Ses
         assert "1 claimed" in beat.last_action
 
 
+def test_it_forgets_workers_silent_for_days_but_keeps_recent_ones(
+    factory: sessionmaker[Session],
+) -> None:
+    now = utcnow()
+    with factory() as s:
+        for name, seen in [
+            ("gone", now - timedelta(days=3)),
+            ("napping", now - timedelta(hours=5)),
+        ]:
+            s.add(WorkerHeartbeat(worker_id=name, hostname="h", pid=1, last_seen_at=seen))
+        s.commit()
+    Worker(worker_id="w-now", factory=factory).heartbeat()
+    with factory() as s:
+        assert set(s.scalars(select(WorkerHeartbeat.worker_id))) == {"napping", "w-now"}
+
+
 def test_it_runs_exactly_one_embedded_worker_per_process(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
