@@ -270,7 +270,7 @@ def test_it_dispatches_on_time_when_running_and_at_once_when_woken(
         worker.stop()
 
 
-def test_it_finishes_in_flight_publishes_and_releases_leases_on_stop(
+def test_it_finishes_in_flight_publishes_and_gives_back_queued_claims_on_stop(
     factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = threading.Event()
@@ -284,11 +284,13 @@ def test_it_finishes_in_flight_publishes_and_releases_leases_on_stop(
 
     monkeypatch.setattr(memory.MemoryConnector, "publish", slow_publish)
     with factory() as s:
-        d = due(s)
+        d = due(s, next_attempt_at=utcnow() - timedelta(seconds=2))
+        queued = due(s)  # another account: claimed too, waiting behind the busy thread
         s.commit()
-    worker = Worker(concurrency=1, connector_for=as_memory, metrics_enabled=False)
+    worker = Worker(concurrency=1, prefetch=1, connector_for=as_memory, metrics_enabled=False)
     worker.start()
     assert entered.wait(5)
+    assert wait_for(lambda: statuses(factory)[queued.id] == DeliveryStatus.CLAIMED, timeout=5)
     stopper = threading.Thread(target=worker.stop)
     stopper.start()
     time.sleep(0.2)
@@ -296,10 +298,11 @@ def test_it_finishes_in_flight_publishes_and_releases_leases_on_stop(
     gate.set()
     stopper.join(10)
     assert statuses(factory)[d.id] == DeliveryStatus.PUBLISHED
+    assert statuses(factory)[queued.id] == DeliveryStatus.PENDING  # never started: given back
     with factory() as s:
         beat = s.get(WorkerHeartbeat, worker.worker_id)
         assert beat is not None
-        assert beat.last_action.startswith("stopped")
+        assert beat.last_action.startswith("stopped (released 1")
         assert beat.published_count == 1
         assert s.scalars(select(Delivery).where(Delivery.lease_owner.is_not(None))).all() == []
 
