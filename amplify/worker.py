@@ -306,10 +306,12 @@ class Worker:
                 self._wake_flag = True
                 return
             self._dispatching = True
+        round_began = datetime.now(UTC)
         try:
             while not self._stopping.is_set():
                 with self._lock:
                     self._wake_flag = False
+                round_began = datetime.now(UTC)
                 self.dispatch_round()
                 with self._lock:
                     if not self._wake_flag:
@@ -317,12 +319,12 @@ class Worker:
         except Exception:
             log.exception("dispatch failed; trying again within a second")
         finally:
-            next_at = self._next_dispatch_time()
+            next_at = self._next_dispatch_time(round_began)
             with self._lock:
                 self._dispatching = False
                 self._reschedule(datetime.now(UTC) if self._wake_flag else next_at)
 
-    def _next_dispatch_time(self) -> datetime:
+    def _next_dispatch_time(self, round_began: datetime | None = None) -> datetime:
         now = datetime.now(UTC)
         latest = now + timedelta(seconds=self.idle_seconds)
         try:
@@ -336,9 +338,13 @@ class Worker:
         if due is None or due >= latest:
             return latest
         if due <= now:
-            # Due but not claimable now (no free slot, or its account is busy): a finishing
-            # publish wakes us; otherwise look again shortly.
-            return latest if self.free_slots() == 0 else now + timedelta(seconds=0.2)
+            if round_began is not None and due >= round_began and self.free_slots() > 0:
+                return now  # it came due while the last round was claiming: go again
+            # Due before the last claim and still not claimed: no free slot, its account
+            # busy in another worker, or waiting on something that may never come (a repost
+            # of a failed post). A finishing publish here wakes us; otherwise look again at
+            # the idle tick rather than spin on the claim query.
+            return latest
         return due
 
     def _recover_job(self) -> None:
