@@ -181,6 +181,9 @@ def defer_claimed(s: Session, delivery_id: int, worker_id: str, until: datetime)
             lease_owner=None,
             lease_expires_at=None,
             next_attempt_at=until,
+            # The claim counted an attempt, but nothing was sent: waiting for a window must
+            # not use up the retries a real failure is allowed.
+            attempts=Delivery.attempts - 1,
             last_error=f"waiting for the platform's rate window to reset at {until:%H:%M:%S} UTC",
             error_kind="rate_limited",
         )

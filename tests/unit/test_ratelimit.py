@@ -89,6 +89,7 @@ def test_it_gives_a_claimed_delivery_back_as_pending_at_the_reset(session: Sessi
         lease_owner="w1",
         lease_expires_at=now + timedelta(minutes=2),
         next_attempt_at=now,
+        attempts=3,  # the claim counted the third; nothing was sent
     )
     reset = now + timedelta(minutes=15)
     assert not ratelimit.defer_claimed(session, d.id, "someone-else", reset)
@@ -96,6 +97,7 @@ def test_it_gives_a_claimed_delivery_back_as_pending_at_the_reset(session: Sessi
     session.expire_all()
     assert (d.status, d.lease_owner, d.next_attempt_at) == ("pending", None, reset)
     assert d.last_error is not None and "rate window" in d.last_error
+    assert d.attempts == 2  # waiting for a window does not use up a retry
 
 
 def test_it_does_not_limit_platforms_without_known_budgets(session: Session) -> None:
