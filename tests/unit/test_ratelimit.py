@@ -103,3 +103,17 @@ def test_it_gives_a_claimed_delivery_back_as_pending_at_the_reset(session: Sessi
 def test_it_does_not_limit_platforms_without_known_budgets(session: Session) -> None:
     acct = make_account(session, platform="memory")
     assert ratelimit.acquire(session, "memory", acct.id, units=10_000) is None
+
+
+def test_it_holds_every_x_account_when_the_apps_daily_10000_posts_are_spent(
+    session: Session,
+) -> None:
+    accounts = [make_account(session, platform="x") for _ in range(3)]
+    now = utcnow()
+    # 100 accounts' worth of windows spread over the day, all counted against one app.
+    for hour in range(100):
+        at = now + timedelta(minutes=14 * hour)
+        assert ratelimit.acquire(session, "x", accounts[hour % 2].id, units=100, now=at) is None
+    later = now + timedelta(minutes=14 * 100)
+    assert ratelimit.acquire(session, "x", accounts[2].id, now=later) == now + timedelta(hours=24)
+    assert set(ratelimit.blocked_accounts(session, now=later)) == {a.id for a in accounts}
