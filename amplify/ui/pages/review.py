@@ -48,12 +48,38 @@ def _seen_version(post: Post) -> int:
     return int(st.session_state.setdefault(f"rv_{post.id}_ver", post.version))
 
 
-def _approve(post: Post, body: str, account_ids: list[int], when: datetime, amplify: bool) -> None:
+def _merged_overrides(post: Post, typed: dict[str, str]) -> dict[str, str]:
+    """The story's saved custom texts with the ones shown in the card replaced by what is typed
+    (empty: none); custom texts for platforms not shown stay as they were."""
+    merged = dict(post.overrides or {})
+    for platform, text in typed.items():
+        if text.strip():
+            merged[platform] = text.strip()
+        else:
+            merged.pop(platform, None)
+    return merged
+
+
+def _approve(
+    post: Post,
+    body: str,
+    account_ids: list[int],
+    when: datetime,
+    amplify: bool,
+    overrides: dict[str, str] | None = None,
+) -> None:
     with state.db() as s:
         actor = state.actor(s)
         version = _seen_version(post)
+        changes: dict[str, object] = {}
         if body.strip() != post.body:
-            edited = workflow.edit(s, actor, post.id, expected_version=version, body=body)
+            changes["body"] = body
+        if overrides is not None:
+            merged = _merged_overrides(post, overrides)
+            if merged != dict(post.overrides or {}):
+                changes["overrides"] = merged
+        if changes:
+            edited = workflow.edit(s, actor, post.id, expected_version=version, **changes)
             version = edited.version
         workflow.approve(
             s,
@@ -79,6 +105,58 @@ def _reject(post: Post, note: str) -> None:
 def _accounts_for(post: Post, accounts: list[Account]) -> list[int]:
     targets = set(post.target_platforms or [])
     return [a.id for a in accounts if a.platform in targets and a.status == "ok"]
+
+
+def _override_fields(key: str, post: Post, platforms: list[str]) -> dict[str, str]:
+    """An optional, collapsed "Custom text for <platform>" per platform the story goes to,
+    seeded from the story's saved custom text."""
+    saved = post.overrides or {}
+    out: dict[str, str] = {}
+    for platform in platforms:
+        field = f"{key}_ov_{platform}_v{_seen_version(post)}"
+        st.session_state.setdefault(field, saved.get(platform, ""))
+        name = widgets.platform_label(platform)
+        with st.expander(f"Custom text for {name}", expanded=bool(st.session_state[field])):
+            out[platform] = st.text_area(
+                f"Custom text for {name}",
+                key=field,
+                height=100,
+                help="Sent on this platform instead of the text above. Leave empty to use it. "
+                "The link and campaign hashtags are still added.",
+            )
+    return out
+
+
+def _what_goes_out(post: Post, body: str, overrides: dict[str, str], chosen: list[Account]) -> None:
+    """Per platform of the chosen accounts: the exact parts the publisher will send."""
+    if not chosen:
+        st.caption("Choose at least one account to see exactly what goes out.")
+        return
+    # Same inputs as publisher._render (campaign UTM slug, utm_enabled, hashtags, override).
+    inputs = widgets.campaign_text_inputs(post.campaign)
+    by_platform: dict[str, list[Account]] = {}
+    for acct in chosen:
+        by_platform.setdefault(acct.platform, []).append(acct)
+    st.markdown("**What goes out**")
+    for platform, accts in by_platform.items():
+        custom = overrides.get(platform, "").strip() or None
+        handles = ", ".join(a.handle for a in accts)
+        with st.container(border=True):
+            try:
+                parts = textrules.render(platform, body, link=post.link, override=custom, **inputs)
+            except ValueError as exc:
+                st.warning(f"{widgets.platform_label(platform)} ({handles}): {exc}")
+                continue
+            shape = f"a thread of {len(parts)} posts" if len(parts) > 1 else "one post"
+            note = " · custom text" if custom else ""
+            st.markdown(f"**{widgets.platform_label(platform)}** ({handles}) — {shape}{note}")
+            limit = textrules.limit_for(platform)
+            for i, part in enumerate(parts, start=1):
+                count = textrules.length(platform, part)
+                mark = "" if textrules.fits(platform, part) else " — too long"
+                prefix = f"Part {i}: " if len(parts) > 1 else ""
+                st.caption(f"{prefix}{count}/{limit}{mark}")
+                st.text(part)
 
 
 def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool) -> None:
@@ -116,14 +194,12 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
         chosen = st.multiselect(
             "Publish from", options=list(labels), format_func=lambda i: labels[i], key=f"{key}_acc"
         )
-        for aid in chosen:
-            acct = next(a for a in accounts if a.id == aid)
-            try:
-                parts = textrules.render(acct.platform, body, link=post.link)
-            except ValueError:
-                continue
-            if len(parts) > 1:
-                st.caption(f"On {labels[aid]} this goes out as a thread of {len(parts)} posts.")
+        chosen_accts = [a for a in accounts if a.id in chosen]
+        platforms = list(
+            dict.fromkeys([*(post.target_platforms or []), *(a.platform for a in chosen_accts)])
+        )
+        overrides = _override_fields(key, post, platforms)
+        _what_goes_out(post, body, overrides, chosen_accts)
         c = st.columns([2, 3])
         choice = c[0].radio("When", WHEN, key=f"{key}_when", horizontal=False)
         with c[1]:
@@ -140,7 +216,7 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
         if a.button("Approve", key=f"{key}_approve", type="primary"):
             try:
                 when = _when(key, choice, chosen, tz)
-                _approve(post, body, chosen, when, amplify)
+                _approve(post, body, chosen, when, amplify, overrides)
             except AmplifyError as exc:
                 if isinstance(exc, Conflict):
                     _reload(post.id)

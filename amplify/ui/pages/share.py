@@ -69,30 +69,28 @@ def _link_card(link: str) -> None:
         st.caption(f":material/link: {link}")
 
 
-def _previews(body: str, link: str, platforms: list[str], campaign: Any) -> None:
+def _previews(
+    body: str, link: str, platforms: list[str], campaign: Any, overrides: dict[str, str]
+) -> None:
     st.subheader("How it will look")
-    if not body.strip():
+    if not body.strip() and not any(overrides.get(p, "").strip() for p in platforms):
         st.caption("Start writing to see a preview for each platform.")
         return
     if not platforms:
         st.caption("Choose at least one platform to see its preview.")
         return
-    slug = campaign.utm_campaign if campaign is not None else None
+    inputs = widgets.campaign_text_inputs(campaign)  # as the publisher renders it
     for platform in platforms:
+        custom = overrides.get(platform, "").strip() or None
         try:
-            pv = textrules.preview(
-                platform,
-                body,
-                link=link or None,
-                campaign_slug=slug,
-                utm=bool(campaign.utm_enabled) if campaign is not None else True,
-                hashtags=campaign.hashtags if campaign is not None else "",
-            )
+            pv = textrules.preview(platform, body, link=link or None, override=custom, **inputs)
         except ValueError as exc:
             st.warning(str(exc))
             continue
         with st.container(border=True):
             title = widgets.platform_label(platform)
+            if custom:
+                title += " (custom text)"
             if pv.is_thread:
                 st.markdown(f"**{title}** — a thread of {len(pv.parts)} posts")
             else:
@@ -106,6 +104,42 @@ def _previews(body: str, link: str, platforms: list[str], campaign: Any) -> None
                 st.text(part.text)
     if link:
         _link_card(link)
+
+
+def _override_key(platform: str) -> str:
+    return f"{P}ov_{platform}"
+
+
+def _seed_overrides(editing: dict[str, int] | None) -> None:
+    """When editing a draft, fill the custom-text fields from it once (My stories does not)."""
+    if not editing or st.session_state.get(f"{P}ov_loaded") == editing["post_id"]:
+        return
+    from amplify.models import Post
+
+    with state.db() as s:
+        post = s.get(Post, editing["post_id"])
+        saved = dict(post.overrides or {}) if post is not None else {}
+    for platform, text in saved.items():
+        st.session_state.setdefault(_override_key(platform), text)
+    st.session_state[f"{P}ov_loaded"] = editing["post_id"]
+
+
+def _override_fields(platforms: list[str]) -> dict[str, str]:
+    """An optional, collapsed "Custom text for <platform>" per chosen platform."""
+    out: dict[str, str] = {}
+    for platform in platforms:
+        key = _override_key(platform)
+        st.session_state.setdefault(key, "")
+        name = widgets.platform_label(platform)
+        with st.expander(f"Custom text for {name}", expanded=bool(st.session_state[key])):
+            out[platform] = st.text_area(
+                f"Custom text for {name}",
+                key=key,
+                height=120,
+                help="Sent on this platform instead of the story above. Leave empty to use "
+                "the story. The link and campaign hashtags are still added.",
+            )
+    return out
 
 
 def _start_new() -> None:
@@ -141,6 +175,7 @@ def render() -> None:
         # Default: where the team can publish now; with nothing connected, the real networks.
         st.session_state[f"{P}platforms"] = connected or [p for p in PLATFORMS if p != "sandbox"]
     st.session_state.setdefault(f"{P}campaign", None)
+    _seed_overrides(editing)
 
     form, preview_col = st.columns([3, 2], gap="large")
     with form:
@@ -166,6 +201,7 @@ def render() -> None:
                 ":material/science: Sandbox is a practice network: nothing posted there "
                 "leaves this machine."
             )
+        overrides = _override_fields(platforms)
         preferred = None
         if st.checkbox("I have a preferred time", key=f"{P}want_time"):
             preferred = widgets.datetime_input("Preferred time", key=f"{P}pref", tz=tz)
@@ -195,10 +231,21 @@ def render() -> None:
 
     campaign = by_id.get(st.session_state.get(f"{P}campaign"))
     with preview_col:
-        _previews(body, link, platforms, campaign)
+        _previews(body, link, platforms, campaign, overrides)
 
     if save or send:
-        _save(user.id, editing, body, link, platforms, campaign, preferred, images, submit=send)
+        _save(
+            user.id,
+            editing,
+            body,
+            link,
+            platforms,
+            campaign,
+            preferred,
+            images,
+            overrides,
+            submit=send,
+        )
 
 
 def _save(
@@ -210,6 +257,7 @@ def _save(
     campaign: Any,
     preferred: Any,
     images: list[Any],
+    overrides: dict[str, str],
     *,
     submit: bool,
 ) -> None:
@@ -227,6 +275,7 @@ def _save(
             "link": link or None,
             "target_platforms": platforms,
             "preferred_time": preferred,
+            "overrides": {p: t for p, t in overrides.items() if t.strip()},
         }
         with state.db() as s:
             actor = state.actor(s)
