@@ -127,3 +127,51 @@ def test_it_edits_a_draft_from_my_stories(app_as: Callable[..., AppTest]) -> Non
     button(at, "Save draft").click().run()
     [post] = _posts()
     assert post.body == "Second version."
+
+
+def test_it_saves_a_custom_text_for_one_platform_and_previews_it_with_its_own_count(
+    app_as: Callable[..., AppTest],
+) -> None:
+    at = app_as("volunteer", "share.py")
+    at.multiselect(key="keep_share_platforms").set_value(["x", "bluesky"])
+    at.text_area(key="keep_share_body").input("Short win.").run()
+    assert at.text_area(key="keep_share_ov_x").value == "", "custom text starts empty"
+    assert [e.label for e in at.expander] == ["Custom text for X", "Custom text for Bluesky"]
+    at.text_area(key="keep_share_ov_x").input("Custom words for X only!").run()
+    shown = texts(at)
+    assert "**X (custom text)** — 24/280 (256 left)" in shown
+    assert "**Bluesky** — 10/300 (290 left)" in shown, "the other platform keeps the story"
+    assert "Custom words for X only!" in [t.value for t in at.text]
+    button(at, "Save draft").click().run()
+    [post] = _posts()
+    assert post.body == "Short win."
+    assert post.overrides == {"x": "Custom words for X only!"}
+
+
+def test_it_keeps_a_custom_text_when_saving_fails_and_when_editing_the_draft(
+    app_as: Callable[..., AppTest],
+) -> None:
+    at = app_as("volunteer", "share.py")
+    at.multiselect(key="keep_share_platforms").set_value(["mastodon"])
+    at.text_area(key="keep_share_body").input("Our van reached three villages.")
+    at.text_input(key="keep_share_link").input("not a link")
+    at.run()
+    at.text_area(key="keep_share_ov_mastodon").input("Toot: the van reached 3 villages.").run()
+    button(at, "Save draft").click().run()
+    assert at.error, "the bad link is refused"
+    assert at.text_area(key="keep_share_ov_mastodon").value == "Toot: the van reached 3 villages."
+    at.text_input(key="keep_share_link").input("").run()
+    button(at, "Save draft").click().run()
+    assert _posts()[0].overrides == {"mastodon": "Toot: the van reached 3 villages."}
+    assert at.text_area(key="keep_share_ov_mastodon").value == "", "a new story starts empty"
+    at.switch_page("amplify/ui/pages/my_stories.py").run()
+    button(at, "Edit").click().run()
+    at.switch_page("amplify/ui/pages/share.py")
+    assert at.text_area(key="keep_share_ov_mastodon").value == "Toot: the van reached 3 villages."
+    at.text_area(key="keep_share_body").input("Our van reached four villages.").run()
+    button(at, "Save draft").click().run()
+    [post] = _posts()
+    assert post.body == "Our van reached four villages."
+    assert post.overrides == {"mastodon": "Toot: the van reached 3 villages."}, (
+        "editing the draft does not drop its custom text"
+    )
