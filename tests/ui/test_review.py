@@ -193,3 +193,74 @@ def test_it_shows_the_lead_each_image_with_its_alt_text(
     at = app_as("lead", "review.py")
     [img] = [e for e in at.main if e.type == "image"]
     assert "Alt text: A red van in a town square" in str(img.proto)
+
+
+def _campaign_story(people: dict[str, int]) -> tuple[int, int]:
+    """A submitted story in a campaign with hashtags and a UTM slug, linking to a page."""
+    from tests.factories import make_campaign
+
+    acct = add_sandbox_account()
+    with session_scope() as s:
+        camp = make_campaign(
+            s, name="Spring drive", utm_campaign="spring-drive", hashtags="#HealthForAll"
+        )
+        author = s.get(User, people["volunteer"])
+        assert author is not None
+        post = workflow.create_draft(
+            s,
+            author,
+            body="Our clinic cut wait times by half.",
+            campaign_id=camp.id,
+            link="https://example.org/story",
+            target_platforms=["sandbox"],
+        )
+        workflow.submit(s, author, post.id)
+        return post.id, acct
+
+
+def test_it_previews_exactly_what_the_publisher_will_send(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    from amplify import publisher
+
+    pid, acct = _campaign_story(people)
+    at = app_as("lead", "review.py")
+    shown = [t.value for t in at.text]
+    [text] = [t for t in shown if "clinic" in t]
+    assert "https://example.org/story?utm_source=sandbox&utm_medium=social" in text
+    assert "utm_campaign=spring-drive" in text
+    assert text.endswith("#HealthForAll")
+    button(at, "Approve").click().run()
+    with session_scope() as s:
+        delivery = s.scalar(select(Delivery).where(Delivery.post_id == pid))
+        assert delivery is not None and delivery.account_id == acct
+        assert publisher._render(delivery, None) == [text], "the preview is what gets sent"
+
+
+def test_it_saves_a_lead_s_custom_text_and_previews_it_as_a_thread(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    from amplify import textrules
+
+    pid, _ = _campaign_story(people)
+    at = app_as("lead", "review.py")
+    assert at.text_area(key=f"rv_{pid}_ov_sandbox_v2").value == ""
+    long = " ".join(["The lead's own words for the practice network."] * 12)
+    at.text_area(key=f"rv_{pid}_ov_sandbox_v2").input(long).run()
+    shown = texts(at)
+    parts = textrules.render(
+        "sandbox",
+        "ignored",
+        link="https://example.org/story",
+        campaign_slug="spring-drive",
+        hashtags="#HealthForAll",
+        override=long,
+    )
+    assert len(parts) > 1
+    assert f"a thread of {len(parts)} posts · custom text" in shown
+    assert [t.value for t in at.text][-len(parts) :] == parts
+    button(at, "Approve").click().run()
+    post = _post(pid)
+    assert post.state == "approved"
+    assert post.overrides == {"sandbox": long}
+    assert post.body == "Our clinic cut wait times by half.", "the story itself is unchanged"
