@@ -105,6 +105,7 @@ def test_it_shows_a_conflict_when_another_lead_acted_first(
     at = app_as("lead", "review.py")
     with session_scope() as s:
         admin = s.get(User, people["admin"])
+        assert admin is not None
         workflow.edit(s, admin, pid, body="Changed by someone else meanwhile.")
     button(at, "Approve").click().run()
     assert any("Someone else got there first" in w.value for w in at.warning), texts(at)
@@ -120,6 +121,7 @@ def _approved(people: dict[str, int]) -> int:
     pid = submitted_story(people["volunteer"])
     with session_scope() as s:
         lead = s.get(User, people["lead"])
+        assert lead is not None
         workflow.approve(
             s, lead, pid, account_ids=[acct], scheduled_for=utcnow() + timedelta(hours=3)
         )
@@ -183,6 +185,7 @@ def test_it_shows_the_lead_each_image_with_its_alt_text(
     (media / "abc.png").write_bytes(buf.getvalue())
     with session_scope() as s:
         vol = s.get(User, people["volunteer"])
+        assert vol is not None
         post = workflow.create_draft(
             s,
             vol,

@@ -62,20 +62,12 @@ def _move(post_id: int, when: datetime) -> None:
 
 
 def _cancel(post_id: int) -> None:
+    """Cancel, then tell the lead what the workflow says happened (sends left in flight,
+    ones already published) — a warning when something may still appear."""
     with state.db() as s:
         result = workflow.cancel(s, state.actor(s), post_id)
-    if result.in_flight:
-        widgets.flash(
-            f"{result.in_flight} send(s) of story #{post_id} were already being published and "
-            "may still appear; delete them on the platform if needed.",
-            "warning",
-        )
-    if result.already_published:
-        widgets.flash(
-            f"{result.already_published} send(s) of story #{post_id} had already been published; "
-            "cancelling does not remove them.",
-            "warning",
-        )
+    kind = "warning" if result.in_flight or result.already_published else "success"
+    widgets.flash(f"Story #{post_id}: {result.message}", kind)
 
 
 def _controls(movable: list[Post], tz: ZoneInfo) -> None:
@@ -99,9 +91,7 @@ def _controls(movable: list[Post], tz: ZoneInfo) -> None:
     ):
         st.rerun()
     confirm = c2.checkbox("Yes, cancel it", key=f"cal_confirm_{pid}")
-    if c2.button("Cancel story", disabled=not confirm) and widgets.run_action(
-        lambda: _cancel(pid), f"Story #{pid} cancelled; nothing more of it will be posted."
-    ):
+    if c2.button("Cancel story", disabled=not confirm) and widgets.run_action(lambda: _cancel(pid)):
         st.rerun()
 
 
