@@ -80,19 +80,14 @@ def _render(delivery: Delivery, limit: int | None) -> list[str]:
 
     post = delivery.post
     platform = delivery.account.platform
-    campaign = post.campaign
-    slug = (campaign.utm_campaign or None) if campaign is not None else None
-    utm = bool(campaign is not None and campaign.utm_enabled)
     override = (post.overrides or {}).get(platform)
     return textrules.render(
         platform,
         post.body,
         link=post.link,
-        campaign_slug=slug,
-        utm=utm,
-        hashtags=campaign.hashtags if campaign is not None else "",
         override=override if isinstance(override, str) else None,
         limit=limit,
+        **textrules.campaign_inputs(post.campaign),
     )
 
 
@@ -104,17 +99,15 @@ def outgoing_for(delivery: Delivery, *, limit: int | None = None) -> OutgoingPos
 
     post = delivery.post
     platform = delivery.account.platform
-    campaign = post.campaign
-    slug = (campaign.utm_campaign or None) if campaign is not None else None
-    utm = bool(campaign is not None and campaign.utm_enabled)
+    campaign = textrules.campaign_inputs(post.campaign)
     if delivery.texts:
         parts = [str(t) for t in delivery.texts]
     else:
         parts = _render(delivery, limit)
         delivery.texts = parts  # frozen: the caller commits it before calling the platform
     link = post.link.strip() if post.link and post.link.strip() else None
-    if link and utm:
-        link = textrules.add_utm(link, platform, slug)
+    if link and campaign["utm"]:
+        link = textrules.add_utm(link, platform, campaign["campaign_slug"])
     data_dir = Path(get_settings().data_dir)
     media = tuple(
         Media(path=str(data_dir / m.path), alt_text=m.alt_text, mime_type=m.mime_type)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import bisect
 import unicodedata
 from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 import regex
@@ -349,6 +350,24 @@ def compose_text(
         tags = " ".join(missing)
         text = f"{text}\n\n{tags}" if text else tags
     return text
+
+
+class CampaignLike(Protocol):
+    utm_campaign: str
+    utm_enabled: bool
+    hashtags: str
+
+
+def campaign_inputs(campaign: CampaignLike | None) -> dict[str, Any]:
+    """A campaign's part of ``render``/``preview`` arguments: the one reading of it that the
+    publisher and the dashboard's previews share, so a preview shows what is sent."""
+    if campaign is None:
+        return {"campaign_slug": None, "utm": False, "hashtags": ""}
+    return {
+        "campaign_slug": campaign.utm_campaign or None,
+        "utm": bool(campaign.utm_enabled),
+        "hashtags": campaign.hashtags or "",
+    }
 
 
 def render(

@@ -158,18 +158,6 @@ def account_label(platform: str, handle: str) -> str:
     return f"{platform_label(platform)}: {handle}"
 
 
-def campaign_text_inputs(campaign: Any) -> dict[str, Any]:
-    """The campaign's part of ``textrules.render``'s arguments, as ``publisher._render`` passes
-    them (keep the two in step): UTM slug, whether to tag links, hashtags."""
-    if campaign is None:
-        return {"campaign_slug": None, "utm": False, "hashtags": ""}
-    return {
-        "campaign_slug": campaign.utm_campaign or None,
-        "utm": bool(campaign.utm_enabled),
-        "hashtags": campaign.hashtags or "",
-    }
-
-
 # --------------------------------------------------------------------------- time
 
 

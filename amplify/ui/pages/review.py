@@ -133,7 +133,7 @@ def _what_goes_out(post: Post, body: str, overrides: dict[str, str], chosen: lis
         st.caption("Choose at least one account to see exactly what goes out.")
         return
     # Same inputs as publisher._render (campaign UTM slug, utm_enabled, hashtags, override).
-    inputs = widgets.campaign_text_inputs(post.campaign)
+    inputs = textrules.campaign_inputs(post.campaign)
     by_platform: dict[str, list[Account]] = {}
     for acct in chosen:
         by_platform.setdefault(acct.platform, []).append(acct)

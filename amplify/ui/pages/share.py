@@ -79,7 +79,7 @@ def _previews(
     if not platforms:
         st.caption("Choose at least one platform to see its preview.")
         return
-    inputs = widgets.campaign_text_inputs(campaign)  # as the publisher renders it
+    inputs = textrules.campaign_inputs(campaign)  # as the publisher renders it
     for platform in platforms:
         custom = overrides.get(platform, "").strip() or None
         try:
