@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -414,8 +415,10 @@ def worker(
     concurrency: int = typer.Option(4, "--concurrency", min=1, help="Posts published at once."),
 ) -> None:
     """Publish due deliveries (and take metrics readings) until stopped."""
+    from amplify import logs
     from amplify.worker import Worker
 
+    logs.configure(logging.INFO)
     runner = Worker(concurrency=concurrency)
     if once:
         typer.echo(json.dumps(drain(runner), indent=2, default=str))

@@ -36,6 +36,9 @@ def ensure_started(concurrency: int = EMBEDDED_CONCURRENCY) -> Worker | None:
     with _lock:
         if _worker is not None and _worker.running:
             return _worker
+        from amplify import logs
+
+        logs.configure()  # the worker's log lines go through the redacting filter
         worker = Worker(concurrency=concurrency, embedded=True)
         worker.start()
         _worker = worker

@@ -668,7 +668,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-id", default=None)
     parser.add_argument("--no-metrics", action="store_true", help="skip metrics sweeps")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from amplify import logs
+
+    logs.configure(logging.INFO)
     worker = Worker(
         worker_id=args.worker_id, concurrency=args.concurrency, metrics_enabled=not args.no_metrics
     )
