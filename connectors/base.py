@@ -6,6 +6,7 @@ The queue only ever sees these dataclasses and these four error kinds.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -132,6 +133,43 @@ class AuthError(ConnectorError):
 
     permanent = True
     kind = "auth"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def image_problems(
+    media: Sequence[Media],
+    *,
+    platform: str,
+    max_images: int,
+    max_alt: int,
+    alt_length: Callable[[str], int] = len,
+) -> list[str]:
+    """What every platform asks of attached images, in words a volunteer can act on:
+    how many, alt text present and not too long, the file still on disk. Connectors add
+    their own checks (types, sizes) after these."""
+    problems: list[str] = []
+    if len(media) > max_images:
+        problems.append(
+            f"{platform} allows at most {max_images} images per post; remove "
+            f"{len(media) - max_images}"
+        )
+    for number, item in enumerate(media, start=1):
+        name = os.path.basename(item.path) or f"image {number}"
+        if not item.alt_text.strip():
+            problems.append(
+                f"Image {number} ({name}) needs alt text: describe it for people using "
+                "screen readers"
+            )
+        elif alt_length(item.alt_text) > max_alt:
+            problems.append(
+                f"The alt text of image {number} ({name}) is {alt_length(item.alt_text)} "
+                f"characters; {platform} allows {max_alt:,}: shorten it"
+            )
+        if not os.path.isfile(item.path):
+            problems.append(f"Image {number} ({name}) is missing on disk: attach it again")
+    return problems
 
 
 # --------------------------------------------------------------------------- contract

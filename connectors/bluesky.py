@@ -61,6 +61,7 @@ from connectors.base import (
     Receipt,
     SpreaderInfo,
     TransientError,
+    image_problems,
 )
 
 log = logging.getLogger(__name__)
@@ -384,25 +385,17 @@ class BlueskyConnector:
                 )
             if index > 1 and not part.strip():
                 problems.append(f"{label} is empty: remove it or write it")
-        if len(post.media) > MAX_IMAGES:
-            problems.append(
-                f"{len(post.media)} images are attached; Bluesky allows {MAX_IMAGES} per post: "
-                "remove some"
-            )
+        problems += image_problems(
+            post.media,
+            platform="Bluesky",
+            max_images=MAX_IMAGES,
+            max_alt=MAX_ALT_GRAPHEMES,
+            alt_length=textrules.graphemes,
+        )
         for number, media in enumerate(post.media, start=1):
             name = os.path.basename(media.path) or f"image {number}"
-            if not media.alt_text.strip():
-                problems.append(
-                    f"Image {number} ({name}) has no alt text: describe it for people "
-                    "who cannot see it"
-                )
-            elif textrules.graphemes(media.alt_text) > MAX_ALT_GRAPHEMES:
-                problems.append(
-                    f"The alt text of image {number} ({name}) is longer than "
-                    f"{MAX_ALT_GRAPHEMES} characters: shorten it"
-                )
             if not os.path.isfile(media.path):
-                problems.append(f"Image {number} ({name}) is missing on disk: attach it again")
+                continue  # reported above
             elif not (media.mime_type or mimetypes.guess_type(media.path)[0] or "").startswith(
                 "image/"
             ):

@@ -73,6 +73,7 @@ from connectors.base import (
     Receipt,
     SpreaderInfo,
     TransientError,
+    image_problems,
 )
 
 log = logging.getLogger(__name__)
@@ -375,26 +376,17 @@ class MastodonConnector:
                     f"{which} is {n} characters; {self.instance_host} allows "
                     f"{info.max_characters}. Shorten it or split it into a thread."
                 )
-        if len(post.media) > info.max_media:
-            problems.append(
-                f"{len(post.media)} images attached; {self.instance_host} allows "
-                f"{info.max_media} per post. Remove some."
-            )
+        problems += image_problems(
+            post.media,
+            platform=self.instance_host,
+            max_images=info.max_media,
+            max_alt=MAX_ALT_TEXT,
+        )
         for i, media in enumerate(post.media, start=1):
             name = os.path.basename(media.path) or f"image {i}"
-            if not media.alt_text.strip():
-                problems.append(
-                    f"Image {i} ({name}) needs alt text: describe it for people using "
-                    "screen readers."
-                )
-            elif len(media.alt_text) > MAX_ALT_TEXT:
-                problems.append(
-                    f"The alt text of image {i} ({name}) is {len(media.alt_text)} characters; "
-                    f"Mastodon allows {MAX_ALT_TEXT}. Shorten it."
-                )
             if not os.path.isfile(media.path):
-                problems.append(f"Image {i} ({name}) is missing on disk: upload it again.")
-            elif os.path.getsize(media.path) > info.image_size_limit:
+                continue  # reported above
+            if os.path.getsize(media.path) > info.image_size_limit:
                 problems.append(
                     f"Image {i} ({name}) is larger than the {info.image_size_limit // 1_000_000}"
                     f" MB {self.instance_host} accepts. Use a smaller image."

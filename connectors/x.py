@@ -44,6 +44,7 @@ from connectors.base import (
     Receipt,
     SpreaderInfo,
     TransientError,
+    image_problems,
 )
 
 log = logging.getLogger(__name__)
@@ -354,23 +355,11 @@ class XConnector:
                     f"{label} is {length}/{MAX_WEIGHTED_LENGTH} characters on X (links count "
                     f"23, emoji and CJK characters 2): shorten it by {length - MAX_WEIGHTED_LENGTH}"
                 )
-        if len(post.media) > MAX_IMAGES:
-            problems.append(
-                f"X allows at most {MAX_IMAGES} images per post; remove "
-                f"{len(post.media) - MAX_IMAGES}"
-            )
+        problems += image_problems(
+            post.media, platform="X", max_images=MAX_IMAGES, max_alt=MAX_ALT_TEXT
+        )
         for number, media in enumerate(post.media, start=1):
             name = os.path.basename(media.path) or f"image {number}"
-            if not media.alt_text.strip():
-                problems.append(
-                    f"Image {number} ({name}) needs alt text: describe it for people using "
-                    "screen readers"
-                )
-            elif len(media.alt_text) > MAX_ALT_TEXT:
-                problems.append(
-                    f"Alt text of image {number} ({name}) is {len(media.alt_text)} characters; "
-                    f"X allows {MAX_ALT_TEXT:,}: shorten it"
-                )
             if _mime(media) not in IMAGE_TYPES:
                 problems.append(
                     f"Image {number} ({name}) is {_mime(media)}; X accepts JPEG, PNG, WebP, "
@@ -379,8 +368,7 @@ class XConnector:
             try:
                 size = os.path.getsize(media.path)
             except OSError:
-                problems.append(f"Image {number} ({name}) is missing on disk: upload it again")
-                continue
+                continue  # reported above
             if size > MAX_IMAGE_BYTES:
                 problems.append(
                     f"Image {number} ({name}) is {size / 1048576:.1f} MB; X accepts up to "
