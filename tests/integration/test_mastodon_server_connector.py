@@ -225,7 +225,7 @@ def test_it_flags_missing_alt_text_and_too_many_images(
 ) -> None:
     problems = connector.validate(post("hi", media=(Media(image, " "),) * 5))
     assert any("alt text" in p for p in problems)
-    assert any("allows 4" in p for p in problems)
+    assert any("at most 4 images" in p for p in problems)
 
 
 # --------------------------------------------------------------------------- reconciliation

@@ -718,5 +718,5 @@ def test_it_requires_alt_text_and_at_most_four_images(tmp_path: Path) -> None:
         OutgoingPost(parts=("hi",), idempotency_key="k", media=(Media(str(image), "a" * 1001),))
     )
     assert long_alt == [
-        "Alt text of image 1 (a.jpg) is 1001 characters; X allows 1,000: shorten it"
+        "The alt text of image 1 (a.jpg) is 1001 characters; X allows 1,000: shorten it"
     ]
