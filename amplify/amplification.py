@@ -139,6 +139,7 @@ def on_published(
             continue
         created.append(repost)
     if created:
+        _notify_auto_reshare(s, post, delivery, created, (low, high))
         log.info(
             "amplification wave for post %s: %d advocate reposts on %s across %d–%d minutes",
             post.id,
@@ -160,6 +161,28 @@ def _notify_share_links(
     link = share_link(delivery.account.platform, delivery.remote_id)
     owners = sorted({a.owner_id for a in advocates if a.owner_id is not None})
     notify.emit(s, "amplify", post=post, share_links=[link], user_ids=owners)
+
+
+def _notify_auto_reshare(
+    s: Session, post: Post, delivery: Delivery, created: list[Delivery], window: tuple[int, int]
+) -> None:
+    """Advocates whose accounts reshare automatically still hear about it (and may add
+    their own words to the original)."""
+    from amplify import notify
+
+    ids = {d.account_id for d in created}
+    owners = sorted(
+        {a.owner_id for a in s.scalars(select(Account).where(Account.id.in_(ids))) if a.owner_id}
+    )
+    notify.emit(
+        s,
+        "amplify",
+        post=post,
+        share_links=[],
+        user_ids=owners,
+        auto_reshare=window,
+        original_url=delivery.remote_url,
+    )
 
 
 def pending_share_links(

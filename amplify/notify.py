@@ -352,6 +352,14 @@ def _compose(s: Session, event: str, data: dict[str, Any]) -> tuple[list[str], l
         body = f"{story} is live and ready to amplify."
         if lines:
             body += f"\nShare it from your account:\n{lines}"
+        window = data.get("auto_reshare")
+        if window:
+            body += (
+                f"\nYour opted-in account reshares it automatically in {window[0]}–{window[1]}"
+                " minutes; nothing to do."
+            )
+            if data.get("original_url"):
+                body += f"\nThe original: {data['original_url']}"
         return (
             ["advocates"],
             [int(u) for u in data.get("user_ids") or []],

@@ -131,3 +131,39 @@ def test_it_does_not_ask_an_account_to_reshare_a_story_it_published_itself(
     advocate = _advocate(session, "bluesky")
     make_delivery(session, post=original.post, account=advocate, kind=DeliveryKind.POST)
     assert amplification.on_published(session, original) == []
+
+
+def test_it_tells_advocates_their_account_will_reshare_automatically(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amplify import notify
+
+    sent: list[dict[str, object]] = []
+    monkeypatch.setattr(notify, "emit", lambda s, event, **data: sent.append(data) or 0)
+    original = _landed_original(session, "mastodon")
+    advocate = _advocate(session, "mastodon")
+    amplification.on_published(session, original, rng=random.Random(1))
+    (note,) = sent
+    assert note["user_ids"] == [advocate.owner_id]
+    assert note["auto_reshare"] == (15, 90)
+    assert note["original_url"] == "https://example.invalid/1"
+
+
+def test_it_words_the_automatic_reshare_notice_plainly(session: Session) -> None:
+    from amplify import notify
+
+    post = make_post(session)
+    _, users, title, body = notify._compose(
+        session,
+        "amplify",
+        {
+            "post": post,
+            "share_links": [],
+            "user_ids": [7],
+            "auto_reshare": (15, 90),
+            "original_url": "https://example.invalid/1",
+        },
+    )
+    assert (users, title) == ([7], "Something to amplify")
+    assert "reshares it automatically in 15–90 minutes" in body
+    assert "https://example.invalid/1" in body
