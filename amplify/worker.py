@@ -206,43 +206,25 @@ class Worker:
         self._ensure_pool()
         sched = BackgroundScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
         now = datetime.now(UTC)
-        sched.add_job(
-            self._dispatch_job,
-            "interval",
-            seconds=self.idle_seconds,
-            id="dispatch",
-            next_run_time=now,
-            coalesce=True,
-            # A second instance only notes the wake-up for the running one (see _dispatch_job).
-            max_instances=2,
-        )
-        sched.add_job(
-            self._recover_job,
-            "interval",
-            seconds=self.recover_seconds,
-            id="recover",
-            next_run_time=now,
-            coalesce=True,
-            max_instances=1,
-        )
-        sched.add_job(
-            self._heartbeat_job,
-            "interval",
-            seconds=self.heartbeat_seconds,
-            id="heartbeat",
-            next_run_time=now,
-            coalesce=True,
-            max_instances=1,
-        )
+        # (job, seconds between runs, first run, instances): a second dispatch instance only
+        # notes a wake-up for the running one (see _dispatch_job).
+        jobs: list[tuple[Callable[[], None], float, datetime, int]] = [
+            (self._dispatch_job, self.idle_seconds, now, 2),
+            (self._recover_job, self.recover_seconds, now, 1),
+            (self._heartbeat_job, self.heartbeat_seconds, now, 1),
+        ]
         if self.metrics_enabled:
+            first = now + timedelta(seconds=min(5.0, self.metrics_seconds))
+            jobs.append((self._metrics_job, self.metrics_seconds, first, 1))
+        for job, seconds, first_run, instances in jobs:
             sched.add_job(
-                self._metrics_job,
+                job,
                 "interval",
-                seconds=self.metrics_seconds,
-                id="metrics",
-                next_run_time=now + timedelta(seconds=min(5.0, self.metrics_seconds)),
+                seconds=seconds,
+                id=job.__name__.strip("_").removesuffix("_job"),
+                next_run_time=first_run,
                 coalesce=True,
-                max_instances=1,
+                max_instances=instances,
             )
         self._scheduler = sched
         sched.start()

@@ -147,6 +147,13 @@ def notify_hook(s: Session, event: str, **data: Any) -> None:
         log.exception("notification for %s failed; the workflow carries on", event)
 
 
+def _notify_post(s: Session, event: str, post: Post, actor: User, **extra: Any) -> None:
+    """A workflow event about one story, with the fields every notification needs."""
+    notify_hook(
+        s, event, post=post, post_id=post.id, actor_id=actor.id, author_id=post.author_id, **extra
+    )
+
+
 def _wake_worker_after_commit(s: Session) -> None:
     """Once this transaction commits, nudge the embedded worker (if there is one)."""
 
@@ -419,9 +426,7 @@ def submit(s: Session, actor: User, post_id: int, *, expected_version: int | Non
     post.submitted_at = utcnow()
     audit(s, actor, "post.submitted", "post", post.id)
     _flush(s)
-    notify_hook(
-        s, "submitted", post=post, post_id=post.id, actor_id=actor.id, author_id=post.author_id
-    )
+    _notify_post(s, "submitted", post, actor)
     return post
 
 
@@ -595,15 +600,7 @@ def approve(
     _flush(s)
     refresh_post_state(s, post)
     _wake_worker_after_commit(s)
-    notify_hook(
-        s,
-        "approved",
-        post=post,
-        post_id=post.id,
-        actor_id=actor.id,
-        author_id=post.author_id,
-        scheduled_for=scheduled_for,
-    )
+    _notify_post(s, "approved", post, actor, scheduled_for=scheduled_for)
     return post
 
 
@@ -624,15 +621,7 @@ def reject(
     post.submitted_at = None
     audit(s, actor, "post.rejected", "post", post.id, note=note)
     _flush(s)
-    notify_hook(
-        s,
-        "rejected",
-        post=post,
-        post_id=post.id,
-        actor_id=actor.id,
-        author_id=post.author_id,
-        note=note,
-    )
+    _notify_post(s, "rejected", post, actor, note=note)
     return post
 
 
@@ -711,9 +700,7 @@ def cancel(
         already_published=published,
     )
     _flush(s)
-    notify_hook(
-        s, "cancelled", post=post, post_id=post.id, actor_id=actor.id, author_id=post.author_id
-    )
+    _notify_post(s, "cancelled", post, actor)
     return CancelResult(post, cancelled, in_flight, published)
 
 
