@@ -152,8 +152,8 @@ def image_problems(
     problems: list[str] = []
     if len(media) > max_images:
         problems.append(
-            f"{platform} allows at most {max_images} images per post; remove "
-            f"{len(media) - max_images}"
+            f"{len(media)} images are attached; {platform} allows at most {max_images} "
+            f"images per post: remove {len(media) - max_images}"
         )
     for number, item in enumerate(media, start=1):
         name = os.path.basename(item.path) or f"image {number}"
