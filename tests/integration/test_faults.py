@@ -270,6 +270,44 @@ def _holds_claim(factory: sessionmaker[Session], worker_id: str) -> bool:
         )
 
 
+def _kill_and_restart(
+    factory: sessionmaker[Session],
+    workers: list[subprocess.Popen[bytes]],
+    names: list[str],
+    env: dict[str, str],
+    log: Path,
+    *,
+    rng: random.Random,
+    max_kills: int,
+    stop_at: int,
+    deadline: float,
+    hold_timeout: float,
+    grace: float,
+    prefix: str,
+    pause: tuple[float, float] | None = None,
+) -> tuple[int, int]:
+    """kill -9 workers (preferably one caught holding a claim, i.e. mid-publish) and start a
+    fresh one in each one's place, until ``max_kills`` or ``stop_at`` published.
+    Returns (kills, kills made while the victim held a claim)."""
+    kills = mid_publish = 0
+    while kills < max_kills and time.monotonic() < deadline:
+        if pause is not None:
+            time.sleep(rng.uniform(*pause))
+        if counts(factory)["published"] >= stop_at:
+            break
+        holder = _claim_holder(factory, names, timeout=hold_timeout)
+        victim = holder if holder is not None else rng.randrange(len(workers))
+        if holder is not None:
+            time.sleep(rng.uniform(0.0, grace))
+            mid_publish += 1
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait(10)
+        names[victim] = f"{prefix}{victim}-{kills + 1}"
+        workers[victim] = _spawn_worker(env, log, names[victim])
+        kills += 1
+    return kills, mid_publish
+
+
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_it_publishes_500_deliveries_exactly_once_while_workers_are_killed(
@@ -311,25 +349,24 @@ def test_it_publishes_500_deliveries_exactly_once_while_workers_are_killed(
         names = ["w0-0", "w1-0"]
         workers = [_spawn_worker(env, log, name) for name in names]
         rng = random.Random(20261124)
-        kills = mid_publish = 0
         deadline = time.monotonic() + 420
         # Chaos: eight times, kill -9 a random worker at a random moment (preferably while it
         # holds a claim, i.e. mid-publish), then start a fresh one in its place.
-        while kills < 8 and time.monotonic() < deadline:
-            time.sleep(rng.uniform(0.2, 1.5))
-            if counts(factory)["published"] >= 490:
-                break
-            # Prefer a worker caught mid-publish (holding a claim); the other may be idle.
-            holder = _claim_holder(factory, names, timeout=10)
-            victim = holder if holder is not None else rng.randrange(len(workers))
-            if holder is not None:
-                time.sleep(rng.uniform(0.0, 0.05))
-                mid_publish += 1
-            workers[victim].send_signal(signal.SIGKILL)
-            workers[victim].wait(10)
-            names[victim] = f"w{victim}-{kills + 1}"
-            workers[victim] = _spawn_worker(env, log, names[victim])
-            kills += 1
+        kills, mid_publish = _kill_and_restart(
+            factory,
+            workers,
+            names,
+            env,
+            log,
+            rng=rng,
+            max_kills=8,
+            stop_at=490,
+            deadline=deadline,
+            hold_timeout=10,
+            grace=0.05,
+            prefix="w",
+            pause=(0.2, 1.5),
+        )
         assert kills >= 3, "the workers finished before the chaos could start; add work"
         assert mid_publish >= 3, "no worker was killed while holding a claim"
 
@@ -395,22 +432,21 @@ def test_it_publishes_to_bluesky_exactly_once_while_workers_are_killed(
     workers = [_spawn_worker(env, log, name) for name in names]
     try:
         rng = random.Random(7)
-        kills = mid_publish = 0
         deadline = time.monotonic() + 300
-        while kills < 4 and time.monotonic() < deadline:
-            if counts(factory)["published"] >= 27:
-                break
-            # Prefer a worker caught mid-publish (holding a claim); the other may be idle.
-            holder = _claim_holder(factory, names, timeout=15)
-            victim = holder if holder is not None else rng.randrange(len(workers))
-            if holder is not None:
-                time.sleep(rng.uniform(0.0, 0.1))
-                mid_publish += 1
-            workers[victim].send_signal(signal.SIGKILL)
-            workers[victim].wait(10)
-            names[victim] = f"b{victim}-{kills + 1}"
-            workers[victim] = _spawn_worker(env, log, names[victim])
-            kills += 1
+        _, mid_publish = _kill_and_restart(
+            factory,
+            workers,
+            names,
+            env,
+            log,
+            rng=rng,
+            max_kills=4,
+            stop_at=27,
+            deadline=deadline,
+            hold_timeout=15,
+            grace=0.1,
+            prefix="b",
+        )
         assert mid_publish >= 1, (
             "no worker was killed while holding a claim",
             counts(factory),
