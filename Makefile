@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-install
 export AMPLIFY_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: setup run worker demo test lint unit bench atproto-net browser migration-reset clean
+.PHONY: setup run worker demo test lint unit bench atproto-net browser migration clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,10 +49,11 @@ test: setup atproto-net browser lint
 bench: setup
 	$(VENV)/bin/amplify bench --json
 
-# Before the first release only: fold every schema change into the initial migration.
-migration-reset: setup
-	rm -f amplify/migrations/versions/*.py /tmp/amplify-migration.db
-	$(PY) -c "from amplify.migrate import revision; revision('initial schema', 'sqlite:////tmp/amplify-migration.db')"
+# A schema change: edit amplify/models.py, then `make migration MSG="what changed"` and review
+# the new file in amplify/migrations/versions (NOT NULL columns need a server default).
+migration: setup
+	rm -f /tmp/amplify-migration.db
+	$(PY) -c "from amplify.migrate import upgrade, revision; u='sqlite:////tmp/amplify-migration.db'; upgrade(u); revision('$(MSG)', u)"
 	$(VENV)/bin/ruff check --fix -q amplify/migrations/versions || true
 	$(VENV)/bin/ruff format -q amplify/migrations/versions
 

@@ -148,6 +148,8 @@ class Account(Base):
     amplify_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
     # Weekly posting slots in the workspace zone, e.g. ["mon 09:00", "wed 12:30"].
     posting_slots: Mapped[list[Any]] = mapped_column(default=list)
+    # Per-connection options that are not secrets, e.g. {"x_plan": "basic"}.
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     owner: Mapped[User | None] = relationship()
@@ -175,6 +177,10 @@ class Post(Base):
     scheduled_for: Mapped[datetime | None] = mapped_column(index=True)
     amplify: Mapped[bool] = mapped_column(Boolean, default=False)
     review_note: Mapped[str | None] = mapped_column(Text)
+    # A lead's cap on how many posts a thread may have (None: the platform's own rules).
+    thread_cap: Mapped[int | None] = mapped_column(Integer)
+    # Saved by the composer while typing (not yet saved on purpose); restored after a reload.
+    autosaved: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column()
@@ -201,6 +207,12 @@ class PostMedia(Base):
     path: Mapped[str] = mapped_column(String(500))  # relative to the data dir
     alt_text: Mapped[str] = mapped_column(Text)
     mime_type: Mapped[str] = mapped_column(String(100), default="image/jpeg")
+    # Filled when the image was checked and normalised on entry; pages and connectors use
+    # these and never decode the original again.
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class Delivery(Base):
@@ -224,6 +236,9 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column()
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column()
+    # The first time any worker claimed it: nothing on the platform older than this (less a
+    # clock-skew allowance) can be this delivery's post when reconciling.
+    first_claimed_at: Mapped[datetime | None] = mapped_column()
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     remote_id: Mapped[str | None] = mapped_column(String(300))
     remote_uri: Mapped[str | None] = mapped_column(String(500))
@@ -249,6 +264,8 @@ class Delivery(Base):
     impressions: Mapped[int | None] = mapped_column(Integer)
     engagement: Mapped[int] = mapped_column(Integer, default=0)
     metrics_simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Resharers the last sweep could not page through (bounded per sweep): "and N more".
+    spreaders_unseen: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     post: Mapped[Post] = relationship(back_populates="deliveries")
@@ -303,6 +320,51 @@ class Spreader(Base):
     followers_count: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(10), default="repost")  # repost | quote
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserSession(Base):
+    """A signed-in browser. The browser holds only an opaque token; this row holds its hash."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    address: Mapped[str] = mapped_column(String(100), default="")
+
+    user: Mapped[User] = relationship()
+
+
+class PasswordReset(Base):
+    """A one-time password reset link issued by an admin (token stored only as a hash)."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class SignInFailure(Base):
+    """A failed sign-in, kept for throttling (per email and per address) and for admins."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    address: Mapped[str] = mapped_column(String(100), default="", index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class AuditEvent(Base):
