@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -12,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
+from amplify import csvsafe
 from amplify.models import Delivery
 
 #: Column order of the CSV (and key order of each JSON object). Append, never reorder.
@@ -67,12 +66,6 @@ def delivery_rows(s: Session) -> list[dict[str, Any]]:
     ]
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
 def _json_default(value: Any) -> Any:
     """For json.dumps: dates as ISO 8601, anything else unknown as its text."""
     if isinstance(value, datetime | date):
@@ -80,31 +73,19 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _cell(value: Any) -> Any:
-    """A CSV cell: empty for None, nested lists/mappings as JSON text."""
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple | dict):
-        return json.dumps(value, default=_json_default)
-    return _jsonable(value)
-
-
 def to_json(rows: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(rows), indent=2, default=_json_default)
 
 
 def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """CSV text with a header row; ``columns`` default to the keys of the first row."""
+    """CSV text with a header row; ``columns`` default to the keys of the first row.
+
+    Nested lists and mappings become JSON text; see ``amplify.csvsafe`` for formulas.
+    """
     if columns is None:
         columns = list(rows[0]) if rows else []
-    buf = io.StringIO()
-    writer = csv.DictWriter(
-        buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
-    )
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(row.get(k)) for k in columns})
-    return buf.getvalue()
+    # One writer for every export: cells a spreadsheet would run as formulas are neutralised.
+    return csvsafe.rows_to_csv(rows, columns)
 
 
 def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str] | None = None) -> str:

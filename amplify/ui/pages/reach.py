@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from amplify import analytics, campaigns
+from amplify import analytics, campaigns, csvsafe
 from amplify.db import database_url, session_scope
 from amplify.permissions import Action
 from amplify.ui import charts, widgets
@@ -57,7 +57,7 @@ def _spread(url: str, version: tuple[int, ...], post_id: int) -> dict[str, Any]:
 def _csv_button(label: str, frame: pd.DataFrame, name: str) -> None:
     st.download_button(
         label,
-        frame.to_csv(index=False).encode(),
+        csvsafe.frame_to_csv(frame).encode(),  # formulas neutralised, like every export
         file_name=name,
         mime="text/csv",
         key=f"csv_{name}",
