@@ -1,7 +1,9 @@
-"""Shared widgets: page guard, error display, status badges, time-zone aware date-times."""
+"""Shared widgets: page guard, error display, status badges, time-zone aware date-times, and
+``plain`` for putting people's own text into Markdown as text."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
@@ -37,6 +39,33 @@ STATUS_COLOURS = {
 # Widget keys with this prefix survive page switches (Streamlit forgets a widget's value
 # when the widget is not drawn in a run; copying it into session state keeps it).
 KEEP = "keep_"
+
+
+# --------------------------------------------------------------------------- user text
+
+# Streamlit renders st.markdown, st.caption, alerts and labels as Markdown (with its own
+# :colour[...], :material/icon: and emoji directives) and has no "plain" switch, so text a
+# person typed is escaped before it joins the app's own Markdown. st.text needs no escaping.
+_ALWAYS = re.compile(r"([\\`*_\[\]{}<>|~$&!#])")
+_LINE_START = re.compile(r"(?m)^([-+=])")  # lists and setext headings
+_ORDERED = re.compile(r"(?m)^(\d+)([.)])")  # "1. " would start a numbered list
+# Emoji (:smile:), icons (:material/x:) and bare addresses are turned into pictures and links
+# from the text *after* escapes are read, so an invisible WORD JOINER breaks their pattern.
+WORD_JOINER = "\u2060"
+_COLON = re.compile(r":(?=[^\s/])")
+_AUTOLINK = re.compile(r"(?i)(?:\b(?:https?|ftp)(?=://)|\bwww(?=\.)|@(?=[\w-]))")
+
+
+def plain(text: object) -> str:
+    """``text`` escaped so Markdown shows it exactly as typed: no styling, links or HTML."""
+    value = str(text).replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
+    value = re.sub(r"(?m)^[ \t]+", "", value)  # leading spaces would make a code block
+    value = _ALWAYS.sub(r"\\\1", value)
+    value = _LINE_START.sub(r"\\\1", value)
+    value = _ORDERED.sub(r"\1\\\2", value)
+    value = _COLON.sub("\\\\:" + WORD_JOINER, value)
+    value = _AUTOLINK.sub(lambda m: m.group(0) + WORD_JOINER, value)
+    return value.replace("\n", "  \n")  # keep the writer's line breaks
 
 
 # --------------------------------------------------------------------------- access
