@@ -43,6 +43,11 @@ import regex
 from twitter_text import parse_tweet
 
 PLATFORM_LIMITS: dict[str, int] = {"x": 280, "bluesky": 300, "mastodon": 500, "sandbox": 500}
+# Above this many posts a thread is flagged to the author and the lead (not refused: a lead
+# may cap it, see Post.thread_cap). The same ~1,500 characters everywhere — the length of a
+# full story, about what readers follow through — which is 5 posts of 280/300 characters on
+# X and Bluesky and 3 posts of 500 on Mastodon (and the sandbox, which counts like it).
+THREAD_WARN_ABOVE: dict[str, int] = {"x": 5, "bluesky": 5, "mastodon": 3, "sandbox": 3}
 BLUESKY_MAX_BYTES = 3000
 MASTODON_URL_LENGTH = 23
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
@@ -461,3 +466,14 @@ def preview(
             for p in parts
         ),
     )
+
+
+def thread_warn_above(platform: str) -> int | None:
+    """How many posts a thread on ``platform`` may have before it is flagged (None: unknown)."""
+    return THREAD_WARN_ABOVE.get(platform)
+
+
+def long_thread(platform: str, parts: int) -> bool:
+    """True when a thread of ``parts`` posts is longer than is sensible on ``platform``."""
+    above = thread_warn_above(platform)
+    return above is not None and parts > above

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +28,7 @@ from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from amplify.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
+from amplify.errors import Conflict, IllegalTransition, NotAllowed, NotFound, ValidationFailed
 from amplify.models import (
     Account,
     AccountStatus,
@@ -53,8 +53,27 @@ CONFLICT_MESSAGE = (
     "Someone else changed this story while you were working on it; reload to see their changes."
 )
 EDITABLE_FIELDS = frozenset(
-    {"body", "campaign_id", "link", "target_platforms", "preferred_time", "overrides", "media"}
+    {
+        "body",
+        "campaign_id",
+        "link",
+        "target_platforms",
+        "preferred_time",
+        "overrides",
+        "media",
+        "thread_cap",
+    }
 )
+# Only leads decide how long a thread may get.
+LEAD_ONLY_FIELDS = frozenset({"thread_cap"})
+MAX_THREAD_CAP = 50
+# The same story from the same author twice within this window is a double click, a form the
+# browser sent again or a reload, not a second story: refused with a pointer to the first.
+# Long enough to catch those; short enough that a deliberate repeat later (a weekly
+# reminder) is not stopped.
+DUPLICATE_WINDOW = timedelta(minutes=10)
+# "Now" computed by a page a moment before the service sees it is not "in the past".
+PAST_GRACE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -297,8 +316,20 @@ def _clean_fields(
     if "preferred_time" in fields:
         preferred = fields["preferred_time"]
         if preferred is not None:
+            # A wish for the lead, not a schedule: a past one is shown as passed, not refused
+            # (imports carry old dates); approve is where a past time needs "publish now".
             problems.extend(_aware(preferred, "preferred time"))
         out["preferred_time"] = preferred
+    if "thread_cap" in fields:
+        cap = fields["thread_cap"]
+        if cap is not None and (
+            isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_THREAD_CAP
+        ):
+            problems.append(
+                f"The thread cap must be a whole number of posts from 1 to {MAX_THREAD_CAP}, "
+                "or empty for no cap."
+            )
+        out["thread_cap"] = cap
     if "overrides" in fields:
         overrides = {k: (v or "").strip() for k, v in (fields["overrides"] or {}).items()}
         overrides = {k: v for k, v in overrides.items() if v}
@@ -331,6 +362,83 @@ def _apply(post: Post, fields: dict[str, Any]) -> list[str]:
             setattr(post, name, value)
             changed.append(name)
     return changed
+
+
+def _local(s: Session, value: datetime) -> str:
+    """A time as the team reads it (workspace zone), for messages."""
+    from amplify.workspace import workspace_tz  # workspace imports this module
+
+    return value.astimezone(workspace_tz(s)).strftime("%H:%M")
+
+
+def _local_day(s: Session, value: datetime) -> str:
+    from amplify.workspace import workspace_tz
+
+    return value.astimezone(workspace_tz(s)).strftime("%a %d %b %Y %H:%M")
+
+
+ContentKey = tuple[str, str | None, int | None, tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+def _content_key(
+    body: str | None,
+    link: str | None,
+    campaign_id: int | None,
+    target_platforms: Iterable[str] | None,
+    overrides: dict[str, Any] | None,
+) -> ContentKey:
+    """What makes two stories "the same story" for the double-send check."""
+    texts = {k: str(v).strip() for k, v in (overrides or {}).items() if str(v or "").strip()}
+    return (
+        " ".join((body or "").split()),
+        (link or "").strip() or None,
+        campaign_id,
+        tuple(sorted(set(target_platforms or ()))),
+        tuple(sorted(texts.items())),
+    )
+
+
+def _post_key(post: Post) -> ContentKey:
+    return _content_key(
+        post.body, post.link, post.campaign_id, post.target_platforms, post.overrides
+    )
+
+
+def _refuse_twin(
+    s: Session, author_id: int, key: ContentKey, *, exclude_id: int | None, sent: bool
+) -> None:
+    """Refuse a story its author already saved (``sent``: sent for review) a moment ago.
+
+    Autosaved copies and cancelled stories do not count: they are not a decision to share.
+    """
+    since = utcnow() - DUPLICATE_WINDOW
+    stmt = select(Post).where(
+        Post.author_id == author_id,
+        Post.autosaved.is_(False),
+        Post.state != PostState.CANCELLED,
+    )
+    if sent:
+        stmt = stmt.where(Post.submitted_at.is_not(None), Post.submitted_at >= since)
+    else:
+        stmt = stmt.where(Post.created_at >= since)
+    if exclude_id is not None:
+        stmt = stmt.where(Post.id != exclude_id)
+    for twin in s.scalars(stmt.order_by(Post.id.desc())):
+        if _post_key(twin) != key:
+            continue
+        if twin.submitted_at is not None and twin.state != PostState.DRAFT:
+            raise ValidationFailed(
+                [
+                    f"You already sent this story for review at {_local(s, twin.submitted_at)} "
+                    f"(#{twin.id}); it is in My stories."
+                ]
+            )
+        raise ValidationFailed(
+            [
+                f"You already saved this story as a draft at {_local(s, twin.created_at)} "
+                f"(#{twin.id}); it is in My stories."
+            ]
+        )
 
 
 _STATE_WORDS = {
@@ -375,6 +483,14 @@ def create_draft(
             "media": list(media),
         },
     )
+    key = _content_key(
+        fields["body"],
+        fields["link"],
+        fields["campaign_id"],
+        fields["target_platforms"],
+        fields["overrides"],
+    )
+    _refuse_twin(s, actor.id, key, exclude_id=None, sent=False)
     post = Post(author_id=actor.id, state=PostState.DRAFT, body=fields.pop("body"))
     s.add(post)
     _apply(post, fields)
@@ -402,8 +518,15 @@ def edit(
     if state == PostState.CANCELLED and not lead:
         raise _illegal(post, "ask a lead to edit and approve it again.")
     _check_version(post, expected_version)
+    if LEAD_ONLY_FIELDS & set(fields) and not lead:
+        raise NotAllowed("Only leads and admins can cap a thread.")
     cleaned = _clean_fields(s, fields, post)
     changed = _apply(post, cleaned)
+    if post.autosaved and own:
+        # Saved on purpose now: no longer a copy kept while typing.
+        _refuse_twin(s, actor.id, _post_key(post), exclude_id=post.id, sent=False)
+        post.autosaved = False
+        changed.append("autosaved")
     if changed:
         post.updated_at = utcnow()
         audit(s, actor, "post.edited", "post", post.id, fields=changed)
@@ -421,7 +544,10 @@ def submit(s: Session, actor: User, post_id: int, *, expected_version: int | Non
         }.get(PostState(post.state), "there is nothing to submit.")
         raise _illegal(post, advice)
     _check_version(post, expected_version)
-    _clean_fields(s, {"body": post.body})
+    # An autosaved draft holds what was typed, checked or not: check it all before review.
+    _clean_fields(s, {"body": post.body, "link": post.link})
+    _refuse_twin(s, post.author_id, _post_key(post), exclude_id=post.id, sent=True)
+    post.autosaved = False
     post.state = PostState.SUBMITTED
     post.submitted_at = utcnow()
     audit(s, actor, "post.submitted", "post", post.id)
@@ -446,6 +572,117 @@ def withdraw(s: Session, actor: User, post_id: int, *, expected_version: int | N
     audit(s, actor, "post.withdrawn", "post", post.id)
     _flush(s)
     return post
+
+
+# --------------------------------------------------------------------------- autosave
+
+
+def _lenient_fields(s: Session, fields: dict[str, Any]) -> dict[str, Any]:
+    """What was typed, kept as it is where it can be stored (an autosave never refuses):
+    unknown platforms, a vanished campaign or a time without zone are left out; the
+    full checks run when the story is saved or submitted on purpose."""
+    out: dict[str, Any] = {}
+    if "body" in fields:
+        out["body"] = (fields["body"] or "").strip()
+    if "link" in fields:
+        out["link"] = (fields["link"] or "").strip()[:MAX_LINK_LENGTH] or None
+    if "campaign_id" in fields:
+        cid = fields["campaign_id"]
+        out["campaign_id"] = cid if cid is not None and s.get(Campaign, cid) is not None else None
+    if "target_platforms" in fields:
+        known = _platforms()
+        out["target_platforms"] = [
+            p for p in dict.fromkeys(fields["target_platforms"] or ()) if p in known
+        ]
+    if "preferred_time" in fields:
+        when = fields["preferred_time"]
+        out["preferred_time"] = when if when is not None and not _aware(when, "time") else None
+    if "overrides" in fields:
+        texts = {k: (v or "").strip() for k, v in (fields["overrides"] or {}).items()}
+        out["overrides"] = {k: v for k, v in texts.items() if v and k in _platforms()}
+    return out
+
+
+AUTOSAVE_FIELDS = frozenset(
+    {"body", "campaign_id", "link", "target_platforms", "preferred_time", "overrides"}
+)
+
+
+def autosave(
+    s: Session,
+    actor: User,
+    post_id: int | None = None,
+    *,
+    expected_version: int | None = None,
+    **fields: Any,
+) -> Post:
+    """Keep what the author is typing as a draft marked ``autosaved`` (new, or the draft they
+    are editing), so a reload or a lost connection loses nothing. Images are not autosaved.
+
+    Not audited on every keystroke: the log gets the draft's creation and, later, the save
+    or submit made on purpose (which clears the flag).
+    """
+    require(actor, Action.CREATE_DRAFT)
+    unknown = set(fields) - AUTOSAVE_FIELDS
+    if unknown:
+        raise ValidationFailed([f"These cannot be autosaved: {', '.join(sorted(unknown))}."])
+    cleaned = _lenient_fields(s, fields)
+    if post_id is None:
+        post = Post(
+            author_id=actor.id, state=PostState.DRAFT, body=cleaned.pop("body", ""), autosaved=True
+        )
+        s.add(post)
+        _apply(post, cleaned)
+        _flush(s)
+        audit(s, actor, "post.autosaved", "post", post.id)
+        _flush(s)
+        return post
+    post = get_post(s, post_id)
+    if post.author_id != actor.id:
+        raise NotAllowed("Only the author's own drafts are kept while typing.")
+    if post.state != PostState.DRAFT:
+        raise _illegal(post, "what you type now is not saved into it; start a new story.")
+    _check_version(post, expected_version)
+    changed = _apply(post, cleaned)
+    if changed or not post.autosaved:
+        post.autosaved = True
+        post.updated_at = utcnow()
+    _flush(s)
+    return post
+
+
+def latest_autosave(s: Session, actor: User) -> Post | None:
+    """The author's newest draft kept while typing (not saved on purpose since)."""
+    stmt = (
+        select(Post)
+        .where(
+            Post.author_id == actor.id,
+            Post.autosaved.is_(True),
+            Post.state == PostState.DRAFT,
+        )
+        .order_by(Post.updated_at.desc(), Post.id.desc())
+        .limit(1)
+    )
+    return s.scalars(stmt).first()
+
+
+def delete_draft(
+    s: Session, actor: User, post_id: int, *, expected_version: int | None = None
+) -> None:
+    """Delete one of your own drafts (one never sent, or sent back). Its images stay on disk:
+    an upload may be shared by several stories."""
+    post = get_post(s, post_id)
+    require(actor, Action.EDIT_OWN_DRAFT, post)
+    if post.author_id != actor.id:
+        raise NotAllowed("You can only delete stories you wrote.")
+    if post.state != PostState.DRAFT:
+        raise _illegal(post, "only drafts can be deleted; withdraw it first.")
+    _check_version(post, expected_version)
+    if _deliveries(s, post):
+        raise _illegal(post, "it has sends on record, so it is kept; ask a lead to cancel it.")
+    audit(s, actor, "post.deleted", "post", post.id, autosaved=post.autosaved)
+    s.delete(post)
+    _flush(s)
 
 
 # --------------------------------------------------------------------------- review
@@ -483,7 +720,24 @@ def _render_problems(post: Post, accounts: Sequence[Account]) -> list[str]:
             continue
         if not parts or not any(p.strip() for p in parts):
             problems.append(f"The text for {platform} came out empty; write the story first.")
+        elif post.thread_cap is not None and len(parts) > post.thread_cap:
+            name = {"x": "X", "bluesky": "Bluesky", "mastodon": "Mastodon"}.get(platform, platform)
+            problems.append(
+                f"On {name} the text needs {len(parts)} posts, but the thread is capped at "
+                f"{post.thread_cap}: shorten it (or give {name} a shorter custom text), "
+                "or raise the cap."
+            )
     return problems
+
+
+def _past(s: Session, when: datetime, publish_now: bool, what: str) -> list[str]:
+    """A time already past needs an explicit "publish now"."""
+    if publish_now or when >= utcnow() - PAST_GRACE:
+        return []
+    return [
+        f"The {what} ({_local_day(s, when)}) has already passed; pick a later time, "
+        'or choose "Publish now" to send it at once.'
+    ]
 
 
 def _accounts(s: Session, account_ids: Iterable[int]) -> tuple[list[Account], list[str]]:
@@ -518,8 +772,12 @@ def approve(
     scheduled_for: datetime,
     amplify: bool = False,
     expected_version: int | None = None,
+    publish_now: bool = False,
 ) -> Post:
-    """Schedule a story: one delivery per account at ``scheduled_for`` (a past time: now).
+    """Schedule a story: one delivery per account at ``scheduled_for``.
+
+    A time already past is refused unless ``publish_now`` says so (then it goes out at once):
+    a stale time picked on a page must not publish a story by surprise.
 
     Approving a cancelled story again re-arms its deliveries; an account that already
     published it is never sent it twice (its delivery row and idempotency key are kept).
@@ -536,7 +794,9 @@ def approve(
         raise _illegal(post, advice)
     _check_version(post, expected_version)
 
-    problems = _aware(scheduled_for, "publishing time")
+    problems = _aware(scheduled_for, "publishing time") or _past(
+        s, scheduled_for, publish_now, "publishing time"
+    )
     accounts, account_problems = _accounts(s, account_ids)
     problems.extend(account_problems)
     if not (post.body or "").strip():
@@ -592,6 +852,7 @@ def approve(
         post.id,
         account_ids=[a.id for a in accounts],
         scheduled_for=scheduled_for,
+        publish_now=publish_now,
         amplify=amplify,
         created=created,
         rearmed=reused,
@@ -632,14 +893,16 @@ def reschedule(
     scheduled_for: datetime,
     *,
     expected_version: int | None = None,
+    publish_now: bool = False,
 ) -> Post:
-    """Move an approved story; sends already under way or done are not touched."""
+    """Move an approved story; sends already under way or done are not touched.
+    A time already past is refused unless ``publish_now`` (as in ``approve``)."""
     post = get_post(s, post_id)
     require(actor, Action.RESCHEDULE, post)
     if post.state != PostState.APPROVED:
         raise _illegal(post, "only approved stories can be rescheduled.")
     _check_version(post, expected_version)
-    problems = _aware(scheduled_for, "new time")
+    problems = _aware(scheduled_for, "new time") or _past(s, scheduled_for, publish_now, "new time")
     if problems:
         raise ValidationFailed(problems)
     moved = 0
