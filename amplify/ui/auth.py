@@ -38,7 +38,7 @@ def _sso_user() -> User | None:
         user = users.get_by_email(s, str(email))
         if user is None or not user.active:
             st.error(
-                f"{email} is not an active person in this Amplify workspace; "
+                f"{widgets.plain(email)} is not an active person in this Amplify workspace; "
                 "ask an admin to add you, then sign in again."
             )
             return None
@@ -128,7 +128,7 @@ def gate() -> User:
 
 def sidebar(user: User) -> None:
     with st.sidebar:
-        st.markdown(f"**{user.name}**  \n{widgets.badge(user.role)}")
+        st.markdown(f"**{widgets.plain(user.name)}**  \n{widgets.badge(user.role)}")
         if st.button("Sign out", key="sign_out"):
             state.sign_out()
             if sso_configured() and getattr(st.user, "is_logged_in", False):

@@ -112,13 +112,14 @@ def clear_secret_fields(scope: str) -> None:
 
 def show_error(exc: Exception) -> None:
     """A person-readable error: each ValidationFailed problem on its own line."""
+    # Messages can echo what was typed (a name, a link): shown as text, never as Markdown.
     if isinstance(exc, ValidationFailed):
-        lines = "\n".join(f"- {p}" for p in exc.problems)
+        lines = "\n".join(f"- {plain(p)}" for p in exc.problems)
         st.error(f"Please fix the following:\n\n{lines}")
     elif isinstance(exc, Conflict):
-        st.warning(f"Someone else got there first. {exc}", icon=":material/sync_problem:")
+        st.warning(f"Someone else got there first. {plain(exc)}", icon=":material/sync_problem:")
     else:
-        st.error(str(exc))
+        st.error(plain(exc))
 
 
 def flash(message: str, kind: str = "success") -> None:
@@ -129,10 +130,10 @@ def flash(message: str, kind: str = "success") -> None:
 def flash_error(exc: Exception) -> None:
     """Like show_error, but for the next run (after ``st.rerun``)."""
     if isinstance(exc, ValidationFailed):
-        lines = "\n".join(f"- {p}" for p in exc.problems)
+        lines = "\n".join(f"- {plain(p)}" for p in exc.problems)
         flash(f"Please fix the following:\n\n{lines}", "error")
     else:
-        flash(str(exc), "error")
+        flash(plain(exc), "error")
 
 
 def show_flashes() -> None:

@@ -59,7 +59,17 @@ def texts(at: AppTest) -> str:
         "error",
     ):
         parts.extend(str(el.value) for el in getattr(at, kind))
-    return "\n".join(parts)
+    return shown("\n".join(parts))
+
+
+def shown(markdown: str) -> str:
+    """Markdown source as read on screen: people's text escaped by widgets.plain unescaped."""
+    import re
+
+    from amplify.ui.widgets import WORD_JOINER
+
+    text = re.sub(r"\\(.)", r"\1", markdown.replace(WORD_JOINER, ""))
+    return text.replace("  \n", "\n")
 
 
 def add_sandbox_account(handle: str = "team.sandbox", *, owner_id: int | None = None) -> int:

@@ -125,11 +125,13 @@ def _connect(platform: str) -> None:
         st.rerun()
     ok, detail = _test(account_id)
     if ok:
-        widgets.flash(f"Connected {widgets.account_label(platform, handle)}: {detail}.")
+        label = widgets.plain(widgets.account_label(platform, handle))
+        widgets.flash(f"Connected {label}: {widgets.plain(detail)}.")
     else:
         widgets.flash(
-            f"Saved {widgets.account_label(platform, handle)}, but the platform refused the "
-            f"sign-in: {detail}. Check the credentials and use Reconnect, or remove it.",
+            f"Saved {widgets.plain(widgets.account_label(platform, handle))}, but the platform "
+            f"refused the sign-in: {widgets.plain(detail)}. Check the credentials and use "
+            "Reconnect, or remove it.",
             "error",
         )
     st.rerun()
@@ -151,9 +153,10 @@ def _reconnect(acct: Account) -> None:
         st.rerun()
     ok, detail = _test(acct.id)
     if ok:
-        widgets.flash(f"Reconnected {acct.label}: {detail}.")
+        widgets.flash(f"Reconnected {widgets.plain(acct.label)}: {widgets.plain(detail)}.")
     else:
-        widgets.flash(f"The platform still refuses {acct.label}: {detail}", "error")
+        refusal = f"{widgets.plain(acct.label)}: {widgets.plain(detail)}"
+        widgets.flash(f"The platform still refuses {refusal}", "error")
     st.rerun()
 
 
@@ -167,22 +170,23 @@ def _remove(account_id: int, force: bool) -> None:
 def _account_card(acct: Account, tz: object) -> None:
     with st.container(border=True):
         c = st.columns([3, 1, 1, 1])
-        owner = f" · advocate: {acct.owner.name}" if acct.owner is not None else ""
-        c[0].markdown(f"**{widgets.account_label(acct.platform, acct.handle)}**{owner}")
+        owner = f" · advocate: {widgets.plain(acct.owner.name)}" if acct.owner is not None else ""
+        name = widgets.plain(widgets.account_label(acct.platform, acct.handle))
+        c[0].markdown(f"**{name}**{owner}")
         c[0].caption(
             f"{acct.followers_count if acct.followers_count is not None else '?'} followers"
             + (" · opted in to amplify" if acct.amplify_opt_in else "")
-            + (f" · {acct.service_url}" if acct.service_url else "")
+            + (f" · {widgets.plain(acct.service_url)}" if acct.service_url else "")
         )
         c[1].markdown(widgets.badge(acct.status))
         if c[2].button("Test", key=f"test_{acct.id}"):
             ok, detail = _test(acct.id)
             if ok:
-                widgets.flash(f"{acct.label} works: {detail}.")
+                widgets.flash(f"{widgets.plain(acct.label)} works: {widgets.plain(detail)}.")
                 st.rerun()
-            st.error(f"{acct.label}: {detail}")
+            st.error(f"{widgets.plain(acct.label)}: {widgets.plain(detail)}")
         if acct.last_error and acct.status != "ok":
-            st.warning(f"Last error: {acct.last_error}")
+            st.warning(f"Last error: {widgets.plain(acct.last_error)}")
         confirm = c[3].checkbox("Sure?", key=f"rmc_{acct.id}")
         force = c[3].checkbox(
             "Also cancel its scheduled sends",
@@ -190,7 +194,7 @@ def _account_card(acct: Account, tz: object) -> None:
             help="Needed when stories are still scheduled on this account.",
         )
         if c[3].button("Remove", key=f"rm_{acct.id}", disabled=not confirm) and widgets.run_action(
-            lambda: _remove(acct.id, force), f"Removed {acct.label}."
+            lambda: _remove(acct.id, force), f"Removed {widgets.plain(acct.label)}."
         ):
             st.rerun()
         form = FORMS.get(acct.platform)
@@ -255,8 +259,8 @@ def render() -> None:
     if not advocates:
         st.caption("Nobody has opted in yet.")
     for a in advocates:
-        who = a.owner.name if a.owner is not None else "the organisation"
-        st.markdown(f"- {widgets.account_label(a.platform, a.handle)} — {who}")
+        who = widgets.plain(a.owner.name) if a.owner is not None else "the organisation"
+        st.markdown(f"- {widgets.plain(widgets.account_label(a.platform, a.handle))} — {who}")
 
 
 if __name__ == "__main__":

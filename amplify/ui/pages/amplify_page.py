@@ -41,11 +41,12 @@ def render() -> None:
         with st.container(border=True):
             c1, c2 = st.columns([4, 1])
             c1.markdown(
-                f"**Story #{item['post_id']}** from {item['from_handle']}: {item['excerpt']}"
+                f"**Story #{item['post_id']}** from {widgets.plain(item['from_handle'])}: "
+                f"{widgets.plain(item['excerpt'])}"
             )
             c1.caption(
                 f"published {widgets.fmt_time(item.get('published_at'), tz)} · share as "
-                + ", ".join(item.get("your_accounts") or [])
+                + widgets.plain(", ".join(item.get("your_accounts") or []))
             )
             c2.link_button("Share on X", item["share_url"], type="primary")
 
@@ -55,12 +56,13 @@ def render() -> None:
     for acct in own:
         c1, c2 = st.columns([4, 1])
         c1.markdown(
-            f"{widgets.account_label(acct.platform, acct.handle)} {widgets.badge(acct.status)}"
+            f"{widgets.plain(widgets.account_label(acct.platform, acct.handle))} "
+            f"{widgets.badge(acct.status)}"
         )
         label = "Opt out" if acct.amplify_opt_in else "Opt in"
         if c2.button(label, key=f"opt_{acct.id}") and widgets.run_action(
             partial(_set_opt_in, acct.id, not acct.amplify_opt_in),
-            f"{acct.label}: {'opted out' if acct.amplify_opt_in else 'opted in'}.",
+            f"{widgets.plain(acct.label)}: {'opted out' if acct.amplify_opt_in else 'opted in'}.",
         ):
             st.rerun()
 

@@ -37,11 +37,11 @@ def _story(post: Post, tz: object) -> None:
     with st.container(border=True):
         head, status = st.columns([4, 1])
         excerpt = post.body if len(post.body) <= 140 else post.body[:140] + "…"
-        head.markdown(f"**#{post.id}** {excerpt}")
+        head.markdown(f"**#{post.id}** {widgets.plain(excerpt)}")
         status.markdown(widgets.badge(post.state))
         meta = [f"updated {widgets.fmt_time(post.updated_at, tz)}"]  # type: ignore[arg-type]
         if post.campaign is not None:
-            meta.append(f"campaign: {post.campaign.name}")
+            meta.append(f"campaign: {widgets.plain(post.campaign.name)}")
         if post.target_platforms:
             meta.append("to " + ", ".join(widgets.platform_label(p) for p in post.target_platforms))
         if post.scheduled_for and post.state == PostState.APPROVED:
@@ -50,14 +50,14 @@ def _story(post: Post, tz: object) -> None:
             meta.append(f"{len(post.media)} image(s)")
         st.caption(" · ".join(meta))
         if post.review_note:
-            st.info(f"Note from the lead: {post.review_note}")
+            st.info(f"Note from the lead: {widgets.plain(post.review_note)}")
         links = [
             (d.account.platform, d.account.handle, d.remote_url or d.remote_uri)
             for d in post.deliveries
             if d.kind == "post" and d.status == "published"
         ]
         for platform, handle, url in links:
-            label = widgets.account_label(platform, handle)
+            label = widgets.plain(widgets.account_label(platform, handle))
             if url and url.startswith("http"):
                 st.markdown(f":material/check_circle: Published on {label}: [{url}]({url})")
             else:
@@ -66,7 +66,8 @@ def _story(post: Post, tz: object) -> None:
                 )
         failed = [d for d in post.deliveries if d.status == "failed"]
         for d in failed:
-            st.warning(f"Not published on {d.account.label}: {d.last_error or 'unknown reason'}")
+            reason = widgets.plain(d.last_error or "unknown reason")
+            st.warning(f"Not published on {widgets.plain(d.account.label)}: {reason}")
         b = st.columns(4)
         if post.state == PostState.DRAFT:
             if b[0].button("Edit", key=f"edit_{post.id}"):

@@ -13,6 +13,7 @@ from amplify.errors import AmplifyError, Conflict, ValidationFailed
 from amplify.models import Account, Post, utcnow
 from amplify.permissions import Action
 from amplify.ui import state, widgets
+from amplify.ui.widgets import plain
 
 WHEN = ("Now", "At a time", "Next open posting slot")
 
@@ -145,11 +146,12 @@ def _what_goes_out(post: Post, body: str, overrides: dict[str, str], chosen: lis
             try:
                 parts = textrules.render(platform, body, link=post.link, override=custom, **inputs)
             except ValueError as exc:
-                st.warning(f"{widgets.platform_label(platform)} ({handles}): {exc}")
+                st.warning(f"{widgets.platform_label(platform)} ({plain(handles)}): {plain(exc)}")
                 continue
             shape = f"a thread of {len(parts)} posts" if len(parts) > 1 else "one post"
             note = " · custom text" if custom else ""
-            st.markdown(f"**{widgets.platform_label(platform)}** ({handles}) — {shape}{note}")
+            title = widgets.platform_label(platform)
+            st.markdown(f"**{title}** ({plain(handles)}) — {shape}{note}")
             limit = textrules.limit_for(platform)
             for i, part in enumerate(parts, start=1):
                 count = textrules.length(platform, part)
@@ -166,11 +168,11 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
     with st.container(border=True):
         top = st.columns([0.5, 4, 1.5])
         top[0].checkbox("Select", key=f"{key}_sel", label_visibility="collapsed")
-        top[1].markdown(f"**#{post.id}** by {post.author.name}")
+        top[1].markdown(f"**#{post.id}** by {plain(post.author.name)}")
         top[2].caption(f"submitted {widgets.fmt_time(post.submitted_at or post.created_at, tz)}")
         meta = []
         if post.campaign is not None:
-            meta.append(f"campaign: {post.campaign.name}")
+            meta.append(f"campaign: {plain(post.campaign.name)}")
         if post.target_platforms:
             meta.append(
                 "wants " + ", ".join(widgets.platform_label(p) for p in post.target_platforms)
@@ -178,7 +180,7 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
         if post.preferred_time:
             meta.append(f"preferred time {widgets.fmt_time(post.preferred_time, tz)}")
         if post.link:
-            meta.append(f"link {post.link}")
+            meta.append(f"link {plain(post.link)}")
         if meta:
             st.caption(" · ".join(meta))
         if post.media:
@@ -186,9 +188,11 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
             for col, m in zip(cols, post.media, strict=False):
                 path = get_settings().data_dir / m.path
                 if path.is_file():
-                    col.image(str(path), caption=f"Alt text: {m.alt_text}", width=160)
+                    col.image(str(path), caption=f"Alt text: {plain(m.alt_text)}", width=160)
                 else:
-                    col.warning(f"Image missing on disk ({m.path}); alt text: {m.alt_text}")
+                    col.warning(
+                        f"Image missing on disk ({plain(m.path)}); alt text: {plain(m.alt_text)}"
+                    )
         body = st.text_area("Text", value=post.body, key=f"{key}_body_v{seen}", height=120)
         st.session_state.setdefault(f"{key}_acc", _accounts_for(post, accounts))
         chosen = st.multiselect(
@@ -261,7 +265,7 @@ def _bulk(posts: list[Post], accounts: list[Account], tz: ZoneInfo) -> None:
             done = [pid for pid, err in results if err is None]
             for pid, err in results:
                 if err is not None:
-                    st.error(f"Story #{pid}: {err}")
+                    st.error(f"Story #{pid}: {plain(err)}")
             if done:
                 message = f"Done for {len(done)} stor{'y' if len(done) == 1 else 'ies'}: " + (
                     ", ".join(f"#{p}" for p in done)

@@ -59,14 +59,14 @@ def _fetch_card(link: str) -> tuple[str, str] | None:
 def _link_card(link: str) -> None:
     card = _fetch_card(link)
     if card is None:
-        st.caption(f":material/link: {link}")
+        st.caption(f":material/link: {widgets.plain(link)}")
         return
     title, description = card
     with st.container(border=True):
-        st.markdown(f"**{title or link}**")
+        st.markdown(f"**{widgets.plain(title or link)}**")
         if description:
-            st.caption(description)
-        st.caption(f":material/link: {link}")
+            st.caption(widgets.plain(description))
+        st.caption(f":material/link: {widgets.plain(link)}")
 
 
 def _previews(
@@ -85,7 +85,7 @@ def _previews(
         try:
             pv = textrules.preview(platform, body, link=link or None, override=custom, **inputs)
         except ValueError as exc:
-            st.warning(str(exc))
+            st.warning(widgets.plain(exc))
             continue
         with st.container(border=True):
             title = widgets.platform_label(platform)
@@ -221,7 +221,7 @@ def render() -> None:
             c1, c2 = st.columns([1, 3])
             c1.image(f, width=120)
             c2.text_input(
-                f"Alt text for image {n} ({f.name})",
+                f"Alt text for image {n} ({widgets.plain(f.name)})",
                 key=f"{P}alt_{f.name}",
                 help="Describe the image for people who use screen readers.",
             )

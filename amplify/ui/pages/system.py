@@ -73,14 +73,14 @@ def render() -> None:
     for d in failed:
         with st.container(border=True):
             c1, c2 = st.columns([5, 1])
-            where = widgets.account_label(d.account.platform, d.account.handle)
+            where = widgets.plain(widgets.account_label(d.account.platform, d.account.handle))
             c1.markdown(
                 f"**Story #{d.post_id}** on {where}"
                 f" · {d.kind} · {d.attempts} attempt(s) · {widgets.badge(d.error_kind or 'failed')}"
             )
-            c1.caption(f"Reason: {d.last_error or 'not recorded'}")
+            c1.caption(f"Reason: {widgets.plain(d.last_error or 'not recorded')}")
             if c2.button("Retry", key=f"retry_{d.id}") and widgets.run_action(
-                partial(_retry, d.id), f"Delivery to {d.account.label} queued again."
+                partial(_retry, d.id), f"Delivery to {widgets.plain(d.account.label)} queued again."
             ):
                 st.rerun()
 

@@ -51,14 +51,14 @@ def _people() -> None:
         c1, c2 = st.columns(2)
         role = c1.selectbox("Role", ROLES, index=ROLES.index(person.role), key=f"tm_role_{uid}")
         if c1.button("Change role", key="tm_set_role") and widgets.run_action(
-            lambda: _set_role(uid, role), f"{person.name} is now {role}."
+            lambda: _set_role(uid, role), f"{widgets.plain(person.name)} is now {role}."
         ):
             st.rerun()
         verb = "Deactivate" if person.active else "Reactivate"
         if uid == me and person.active:
             c2.caption("You cannot deactivate yourself here.")
         elif c2.button(verb, key="tm_active") and widgets.run_action(
-            lambda: _set_active(uid, not person.active), f"{verb}d {person.name}."
+            lambda: _set_active(uid, not person.active), f"{verb}d {widgets.plain(person.name)}."
         ):
             st.rerun()
     with st.expander("Add a person"):
@@ -67,7 +67,7 @@ def _people() -> None:
         role = st.selectbox("Role", ROLES, key="keep_tm_new_role")
         pw = st.text_input("First password (they can change it)", type="password", key="tm_new_pw")
         if st.button("Add person", type="primary") and widgets.run_action(
-            lambda: _add(name, email, role, pw), f"Added {name} as {role}."
+            lambda: _add(name, email, role, pw), f"Added {widgets.plain(name)} as {role}."
         ):
             widgets.forget("keep_tm_new_")
             st.rerun()
@@ -131,7 +131,7 @@ def _slots() -> None:
     acct = next(a for a in accts if a.id == aid)
     text = st.text_input("Slots", value=", ".join(acct.posting_slots or []), key=f"tm_slots_{aid}")
     if st.button("Save slots") and widgets.run_action(
-        lambda: _set_slots(aid, text), f"Saved posting slots for {labels[aid]}."
+        lambda: _set_slots(aid, text), f"Saved posting slots for {widgets.plain(labels[aid])}."
     ):
         st.rerun()
 
@@ -185,7 +185,7 @@ def _campaigns() -> None:
             end = c2.date_input("Ends", key="keep_tm_c_end")
         if st.button("Add campaign") and widgets.run_action(
             lambda: _add_campaign(name, desc, tags, utm or None, start, end),
-            f"Campaign {name} added.",
+            f"Campaign {widgets.plain(name)} added.",
         ):
             widgets.forget("keep_tm_c_")
             st.rerun()
@@ -223,7 +223,7 @@ def _channels() -> None:
     for cid, text, active in rows:
         c1, c2 = st.columns([4, 1])
         icon = ":material/notifications:" if active else ":material/notifications_off:"
-        c1.markdown(f"{icon} {text}")
+        c1.markdown(f"{icon} {widgets.plain(text)}")
         if c2.button("Remove", key=f"tm_ch_rm_{cid}") and widgets.run_action(
             partial(_remove_channel, cid), "Channel removed."
         ):
@@ -234,7 +234,7 @@ def _channels() -> None:
         st.session_state.setdefault("keep_tm_ch_who", ["leads"])
         who = st.multiselect("Who it is for", list(notify_channels.AUDIENCES), key="keep_tm_ch_who")
         if st.button("Add channel") and widgets.run_action(
-            lambda: _add_channel(label, url, who), f"Channel {label} added."
+            lambda: _add_channel(label, url, who), f"Channel {widgets.plain(label)} added."
         ):
             widgets.clear_secret_fields("tm_ch")
             widgets.forget("keep_tm_ch_")
