@@ -46,6 +46,7 @@ from connectors.base import (
     RateLimited,
     Receipt,
     TransientError,
+    not_before_for,
 )
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def outgoing_for(delivery: Delivery, *, limit: int | None = None) -> OutgoingPos
         media=media,
         link=link,
         landed=tuple(queue.landed_receipts(delivery)),
+        not_before=not_before_for(delivery.first_claimed_at),
     )
 
 

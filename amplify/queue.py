@@ -14,6 +14,8 @@ Exactly-once rules (DESIGN.md "Publishing: exactly once"):
   that lost its lease cannot overwrite what a reconciling worker decided.
 - A lease that expired mid-publish goes to ``reconcile`` — never straight back to
   ``pending`` — so the platform is asked what landed before anything is re-sent.
+- The first claim is remembered (``Delivery.first_claimed_at``, never overwritten): nothing
+  the platform dated before it (less a clock-skew allowance) is taken for this delivery.
 
 Apart from the two ``claim_*`` functions (which take a session factory and commit), every
 function works in the caller's session and leaves committing to the caller.
@@ -36,6 +38,7 @@ from sqlalchemy import (
     cast,
     exists,
     func,
+    literal,
     or_,
     select,
     update,
@@ -179,6 +182,11 @@ def claim_due(
                 lease_owner=worker_id,
                 lease_expires_at=now + lease,
                 attempts=Delivery.attempts + 1,
+                # Set once, never moved: reconciliation ignores anything older on the
+                # platform (connectors.base.not_before_for).
+                first_claimed_at=func.coalesce(
+                    Delivery.first_claimed_at, literal(now, Delivery.first_claimed_at.type)
+                ),
             )
             .returning(Delivery.id, Delivery.next_attempt_at)
             .execution_options(synchronize_session=False)

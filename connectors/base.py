@@ -1,7 +1,23 @@
 """The one contract every platform connector implements, and the errors it may raise.
 
 A connector is built for one account (``ConnectorContext``) and speaks to one platform.
-The queue only ever sees these dataclasses and these four error kinds.
+The queue only ever sees these dataclasses and these error kinds. Nothing else may leave a
+connector: an answer it cannot read (an empty body, an HTML page with status 200,
+truncated JSON, a missing id, a field of the wrong type) is reported as one of these with
+a message a lead can act on, never as ``KeyError``/``TypeError``/``ValueError``.
+
+Exception tree::
+
+    ConnectorError            every failure a connector reports (``.kind``, ``.permanent``)
+    ├── RateLimited           the platform said "wait": retry at ``.retry_at``;
+    │                         ``.limits`` are the limits its answer reported
+    ├── TransientError        retry with backoff: 5xx, timeout, reset, an unreadable answer
+    ├── PermanentError        retrying cannot help: refused content, a gone record
+    └── AuthError             the credentials were refused: the account needs an admin
+
+Reconciliation is bounded in time: ``OutgoingPost.not_before`` is the delivery's first
+claim less :data:`CLOCK_SKEW_ALLOWANCE`, and ``find_published`` never returns a record
+the platform dated earlier (see :func:`recent_enough`).
 """
 
 from __future__ import annotations
@@ -9,8 +25,37 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar, Protocol, runtime_checkable
+
+# --------------------------------------------------------------------------- time bound
+
+#: How far a platform's clock may run behind this machine's. ``not_before`` is the first
+#: claim less this, so a post that landed at once is still found even if the platform
+#: dates it a little "before" the claim; five minutes is far beyond the drift of an
+#: NTP-synchronised host, and far shorter than the days between two posts with the
+#: same words that made the bound necessary.
+CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
+
+
+def not_before_for(first_claimed_at: datetime | None) -> datetime | None:
+    """The earliest time a record of a delivery first claimed at ``first_claimed_at`` can
+    carry on the platform (None: unknown, so no bound)."""
+    return None if first_claimed_at is None else first_claimed_at - CLOCK_SKEW_ALLOWANCE
+
+
+def recent_enough(post: OutgoingPost, created_at: datetime | None) -> bool:
+    """Whether a record the platform dated ``created_at`` can be part of ``post``.
+
+    A record dated before ``post.not_before`` was sent before this delivery was ever
+    claimed: it is an older post with the same words, never this one. A record whose date
+    cannot be read is judged by its text alone, as before the bound existed."""
+    if post.not_before is None or created_at is None:
+        return True
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=post.not_before.tzinfo)
+    return created_at >= post.not_before
+
 
 # --------------------------------------------------------------------------- data
 
@@ -34,6 +79,9 @@ class OutgoingPost:
     link: str | None = None  # already UTM-tagged; used for a link card where supported
     # Thread parts that already landed in an earlier attempt: publish continues after them.
     landed: tuple[Receipt, ...] = ()
+    # The earliest moment any part could have been sent (first claim less the clock-skew
+    # allowance): reconciliation ignores records the platform dated before it.
+    not_before: datetime | None = None
 
     @property
     def text(self) -> str:
@@ -71,6 +119,13 @@ class SpreaderInfo:
     kind: str = "repost"  # repost | quote
 
 
+#: Most resharers read per delivery per metrics sweep (all platforms). Past it the platform's
+#: own reshare count tells how many were not listed: they show as "and N more" and the
+#: potential reach is marked partial, instead of silently low. 1,000 keeps one sweep of a
+#: widely shared post to about a dozen calls (Mastodon 80 a page, X and Bluesky 100).
+MAX_SPREADERS_PER_SWEEP = 1000
+
+
 @dataclass(frozen=True)
 class Identity:
     remote_user_id: str
@@ -105,14 +160,40 @@ class ConnectorError(Exception):
     kind: ClassVar[str] = "error"
 
 
+@dataclass(frozen=True)
+class LimitReading:
+    """One limit as a platform's answer reported it (e.g. X's ``x-user-limit-24hour-*``).
+
+    ``scope``: ``account`` (this user) or ``app`` (every account of the developer app);
+    ``window``: the limit's length; ``reset_at``: when it starts over."""
+
+    scope: str
+    window: timedelta
+    remaining: int
+    limit: int | None = None
+    reset_at: datetime | None = None
+    action: str = "post"  # what the limit counts: "post" (writes) or "read"
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining <= 0
+
+
 class RateLimited(ConnectorError):
-    """The platform asked us to wait; retry at ``retry_at`` (the platform's reset time)."""
+    """The platform asked us to wait; retry at ``retry_at`` (the platform's reset time:
+    the latest reset among the limits its answer says are used up)."""
 
     kind = "rate_limited"
 
-    def __init__(self, message: str, retry_at: datetime | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        retry_at: datetime | None = None,
+        limits: Sequence[LimitReading] = (),
+    ) -> None:
         super().__init__(message)
         self.retry_at = retry_at
+        self.limits = tuple(limits)
 
 
 class TransientError(ConnectorError):
@@ -133,6 +214,33 @@ class AuthError(ConnectorError):
 
     permanent = True
     kind = "auth"
+
+
+def unreadable_answer(platform: str, what: str, detail: str = "") -> TransientError:
+    """An answer that is not what the platform documents (HTML, truncated JSON, a missing
+    id): a proxy or an outage page, usually passing. Transient, so it is retried; after a
+    write the retry finds what landed (idempotency key, record key or text) before sending."""
+    extra = f" ({detail})" if detail else ""
+    return TransientError(
+        f"{platform} sent an answer Amplify cannot read while trying to {what}{extra}; "
+        "it will try again. If this keeps happening, check the service's status page."
+    )
+
+
+def describe_body(body: bytes | str | None) -> str:
+    """A few words on what came back instead of the expected data, never its content
+    (which may echo a token or hold a whole web page)."""
+    if body is None:
+        return "no body"
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    stripped = text.strip()
+    if not stripped:
+        return "an empty answer"
+    if stripped[:1] == "<":
+        return "a web page instead of data"
+    if stripped[:1] in "[{":
+        return "incomplete or unexpected data"
+    return "something that is not data"
 
 
 # --------------------------------------------------------------------------- validation
@@ -209,8 +317,17 @@ class Connector(Protocol):
         """Counts for up to ``metrics_batch_size`` records in one call."""
         ...
 
-    def fetch_spreaders(self, target: Receipt) -> list[SpreaderInfo]:
-        """Accounts that reshared ``target``, with follower counts where the platform has them."""
+    def fetch_spreaders(
+        self, target: Receipt, limit: int = MAX_SPREADERS_PER_SWEEP
+    ) -> list[SpreaderInfo]:
+        """Accounts that reshared ``target``, with follower counts where the platform has them,
+        following the platform's pages until the end or ``limit`` accounts."""
+        ...
+
+    def fetch_profiles(self, accounts: Sequence[Identity]) -> list[Identity]:
+        """Current follower counts of these accounts (by ``remote_user_id``, or by ``handle``
+        where the id is unknown), in as few calls as the platform allows. Accounts the
+        platform no longer knows are left out."""
         ...
 
     def delete(self, target: Receipt) -> None: ...

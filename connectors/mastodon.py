@@ -13,8 +13,10 @@ Exactly once:
   account and answers a repeat with the status it already created, so within that hour
   publishing again with the same key *is* the reconciliation: nothing is posted twice.
 - ``find_published`` (used after a lease expired mid-publish, possibly more than an hour
-  later) scans the account's 40 most recent statuses for the text of each part in thread
-  order (part ``n`` must reply to part ``n-1``). Mastodon returns HTML, so both sides are
+  later) scans the account's statuses created since ``post.not_before`` (the first claim
+  less the clock-skew allowance; 40 a page, at most 5 pages) for the text of each part in
+  thread order (part ``n`` must reply to part ``n-1``). A status dated earlier is the same
+  words posted before, never this post. Mastodon returns HTML, so both sides are
   compared as plain text with whitespace collapsed and ``@user@domain`` mentions shortened
   to ``@user`` (as Mastodon displays them).
 
@@ -39,7 +41,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -61,6 +63,7 @@ from mastodon.errors import (
 
 from amplify import textrules
 from connectors.base import (
+    MAX_SPREADERS_PER_SWEEP,
     AuthError,
     ConnectorContext,
     ConnectorError,
@@ -73,10 +76,15 @@ from connectors.base import (
     Receipt,
     SpreaderInfo,
     TransientError,
+    describe_body,
     image_problems,
+    recent_enough,
+    unreadable_answer,
 )
 
 log = logging.getLogger(__name__)
+
+_SHAPE = "a field is missing or has the wrong type"
 
 TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_CHARACTERS = 500
@@ -86,6 +94,9 @@ DEFAULT_IMAGE_SIZE_LIMIT = 16 * 1024 * 1024
 INSTANCE_TTL_SECONDS = 3600.0
 BATCH_STATUSES_SINCE = (4, 3, 0)
 RECENT_STATUSES = 40  # the most account_statuses returns in one page
+REBLOGGED_BY_PAGE = 80  # the most reblogged_by returns in one page (40 by default)
+PROFILES_PAGE = 40  # ids per GET /api/v1/accounts?id[]= (Mastodon 4.3+)
+RECONCILE_PAGES = 5  # 200 statuses since the first claim is more than any chapter posts
 SCOPES_HINT = "create a new application token with write:statuses, write:media, read scopes"
 
 
@@ -184,6 +195,19 @@ def _comparable(text: str) -> str:
     return " ".join(_MENTION.sub(r"@\1", text).split())
 
 
+def _created_at(status: Any) -> datetime | None:
+    """When the server says the status was created (aware UTC), None if unreadable."""
+    value = _get(status, "created_at")
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _status_text(status: Any) -> str:
     text = _get(status, "text")  # present on some servers and in delete responses
     return str(text) if text else html_to_text(str(_get(status, "content", default="")))
@@ -245,7 +269,7 @@ class MastodonConnector:
 
     # ------------------------------------------------------------------ errors
 
-    def _translate(self, exc: Exception) -> ConnectorError:
+    def _translate(self, exc: Exception, doing: str = "talk to it") -> ConnectorError:
         where = f"@{self._handle} on {self.instance_host}"
         if isinstance(exc, MastodonRatelimitError):
             reset = self.client.ratelimit_reset
@@ -273,7 +297,7 @@ class MastodonConnector:
             code = _status_code(exc)
             detail = _detail(exc)
             if code is None:  # e.g. an HTML page from a proxy instead of JSON
-                return TransientError(f"Mastodon at {self.instance_host} answered oddly: {exc}")
+                return unreadable_answer(f"Mastodon ({self.instance_host})", doing, _unparsed(exc))
             if code == 403 and "scope" in detail.lower():
                 return AuthError(
                     f"Mastodon refused {where}: the token lacks a needed scope ({detail}); "
@@ -293,13 +317,17 @@ class MastodonConnector:
         return TransientError(f"unexpected error talking to Mastodon: {exc!r}")
 
     @contextmanager
-    def _api(self) -> Iterator[None]:
+    def _api(self, doing: str = "talk to it") -> Iterator[None]:
         try:
             yield
         except ConnectorError:
             raise
         except MastodonError as exc:
-            raise self._translate(exc) from None
+            raise self._translate(exc, doing) from None
+        except (LookupError, TypeError, AttributeError, ValueError) as exc:
+            # The answer was JSON, but not shaped as Mastodon documents (a missing or
+            # mistyped field): report it, never the parser's own exception.
+            raise unreadable_answer(f"Mastodon ({self.instance_host})", doing, _SHAPE) from None
 
     # ------------------------------------------------------------------ instance
 
@@ -345,20 +373,26 @@ class MastodonConnector:
     # ------------------------------------------------------------------ identity
 
     def whoami(self) -> Identity:
-        with self._api():
+        where = f"Mastodon ({self.instance_host})"
+        with self._api("say who the account is"):
             me = self.client.account_verify_credentials()
+            remote_id = _id_of(me, where, "the account")
+            acct = _get(me, "acct")
+            if not isinstance(acct, str) or not acct:
+                raise unreadable_answer(where, "say who the account is", "no account name")
+            followers = _get(me, "followers_count")
         self._me = me
         return Identity(
-            remote_user_id=str(me["id"]),
-            handle=str(me["acct"]),
+            remote_user_id=remote_id,
+            handle=acct,
             display_name=str(_get(me, "display_name", default="")),
-            followers_count=_get(me, "followers_count"),
+            followers_count=followers if isinstance(followers, int) else None,
         )
 
     def _my_id(self) -> str:
         if self._me is None:
             self.whoami()
-        return str(self._me["id"])
+        return _id_of(self._me, f"Mastodon ({self.instance_host})", "the account")
 
     # ------------------------------------------------------------------ validate
 
@@ -396,10 +430,11 @@ class MastodonConnector:
     # ------------------------------------------------------------------ publish
 
     def _receipt(self, status: Any) -> Receipt:
+        uri, url = _get(status, "uri"), _get(status, "url")
         return Receipt(
-            remote_id=str(status["id"]),
-            uri=_get(status, "uri"),
-            url=_get(status, "url") or _get(status, "uri"),
+            remote_id=_id_of(status, f"Mastodon ({self.instance_host})", "a status"),
+            uri=uri if isinstance(uri, str) else None,
+            url=(url if isinstance(url, str) else None) or (uri if isinstance(uri, str) else None),
         )
 
     @staticmethod
@@ -412,19 +447,20 @@ class MastodonConnector:
             return []
         self._tell_sdk_version(self._instance_or_default())
         ids: list[str] = []
-        with self._api():
+        where = f"Mastodon ({self.instance_host})"
+        with self._api("upload the images"):
             for media in post.media:
                 attachment = self.client.media_post(
                     media.path, mime_type=media.mime_type, description=media.alt_text
                 )
                 if _get(attachment, "url") is None:  # 202: processing; look once more
-                    attachment = self.client.media(attachment["id"])
+                    attachment = self.client.media(_id_of(attachment, where, "an upload"))
                     if _get(attachment, "url") is None:
                         raise TransientError(
                             f"Mastodon is still processing {os.path.basename(media.path)}; "
                             "Amplify will retry the post shortly"
                         )
-                ids.append(str(attachment["id"]))
+                ids.append(_id_of(attachment, where, "an upload"))
         return ids
 
     def publish(self, post: OutgoingPost, on_part: PartCallback | None = None) -> list[Receipt]:
@@ -434,26 +470,52 @@ class MastodonConnector:
         media_ids = self._upload_media(post) if not receipts else []
         for index in range(len(receipts), len(post.parts)):
             reply_to = receipts[-1].remote_id if receipts else None
-            with self._api():
+            with self._api("publish the post"):
                 status = self.client.status_post(
                     post.parts[index],
                     in_reply_to_id=reply_to,
                     media_ids=(media_ids or None) if index == 0 else None,
                     idempotency_key=self.part_key(post.idempotency_key, index),
                 )
-            receipt = self._receipt(status)
+                receipt = self._receipt(status)
             receipts.append(receipt)
             if on_part is not None:
                 on_part(index, receipt)
         return receipts
 
+    def _recent_statuses(self, post: OutgoingPost) -> list[Any]:
+        """The account's statuses, newest first: one page of 40, and further pages (at most
+        ``RECONCILE_PAGES``) only while the page still reaches past ``post.not_before``."""
+        statuses: list[Any] = []
+        max_id: str | None = None
+        with self._api("look for the post"):
+            me = self._my_id()
+            for _ in range(RECONCILE_PAGES):
+                page = self.client.account_statuses(
+                    me, limit=RECENT_STATUSES, exclude_reblogs=True, max_id=max_id
+                )
+                if not isinstance(page, list):
+                    raise unreadable_answer(
+                        f"Mastodon ({self.instance_host})", "look for the post", "not a list"
+                    )
+                statuses.extend(page)
+                if post.not_before is None or len(page) < RECENT_STATUSES:
+                    break
+                oldest = page[-1]
+                created = _created_at(oldest)
+                if created is None or created < post.not_before:
+                    break
+                max_id = str(_get(oldest, "id", default="")) or None
+                if max_id is None:
+                    break
+        return statuses
+
     def find_published(self, post: OutgoingPost) -> list[Receipt] | None:
-        with self._api():
-            recent = self.client.account_statuses(
-                self._my_id(), limit=RECENT_STATUSES, exclude_reblogs=True
-            )
         by_text: dict[str, list[Any]] = {}
-        for status in recent:
+        for status in self._recent_statuses(post):
+            # Older than the first claim: the same words posted earlier, never this post.
+            if not recent_enough(post, _created_at(status)):
+                continue
             by_text.setdefault(_comparable(_status_text(status)), []).append(status)
         found = list(post.landed)
         for index in range(len(found), len(post.parts)):
@@ -466,7 +528,8 @@ class MastodonConnector:
             ]
             if not candidates:
                 break
-            found.append(self._receipt(candidates[0]))  # newest first
+            with self._api("look for the post"):
+                found.append(self._receipt(candidates[0]))  # newest first
         return found or None
 
     # ------------------------------------------------------------------ the rest
@@ -504,19 +567,84 @@ class MastodonConnector:
                         log.info("status %s on %s is gone", target.remote_id, self.instance_host)
         return out
 
-    def fetch_spreaders(self, target: Receipt) -> list[SpreaderInfo]:
-        with self._api():
-            accounts = self.client.status_reblogged_by(target.remote_id)
-        return [
-            SpreaderInfo(
-                remote_user_id=str(a["id"]),
-                handle=str(a["acct"]),
-                display_name=str(_get(a, "display_name", default="")),
-                followers_count=_get(a, "followers_count"),
-                kind="repost",
-            )
-            for a in accounts
-        ]
+    def fetch_spreaders(
+        self, target: Receipt, limit: int = MAX_SPREADERS_PER_SWEEP
+    ) -> list[SpreaderInfo]:
+        """Who reblogged ``target``: reblogged_by page after page (40 on the first, then the
+        most Mastodon gives, 80), following its ``Link`` header to the end or ``limit``."""
+        found: dict[str, SpreaderInfo] = {}
+        with self._api("read who reblogged the post"):
+            page = self.client.status_reblogged_by(target.remote_id)
+            while page and len(found) < limit:
+                before = len(found)
+                for a in page:
+                    info = _spreader_of(a)
+                    found.setdefault(info.remote_user_id, info)
+                following = getattr(page, "_pagination_next", None)
+                if not following or len(found) == before:
+                    break  # the last page (or a server repeating itself)
+                following["limit"] = REBLOGGED_BY_PAGE
+                page = self.client.fetch_next(following)
+        return list(found.values())[:limit]
+
+    def fetch_profiles(self, accounts: Sequence[Identity]) -> list[Identity]:
+        """Follower counts by id: 40 accounts a call on Mastodon 4.3 and later (one call each
+        before); an account known only by its handle is looked up by it."""
+        ids = list(dict.fromkeys(a.remote_user_id for a in accounts if a.remote_user_id))
+        out: list[Identity] = []
+        batch = self._instance_or_default().has_batch_statuses
+        with self._api("read follower counts"):
+            if batch:
+                for start in range(0, len(ids), PROFILES_PAGE):
+                    chunk = ids[start : start + PROFILES_PAGE]
+                    out.extend(_identity_of(a) for a in self.client.accounts(chunk))
+            else:
+                for remote_id in ids:
+                    with suppress(MastodonNotFoundError):
+                        out.append(_identity_of(self.client.account(remote_id)))
+            for a in accounts:
+                if not a.remote_user_id and a.handle:
+                    with suppress(MastodonNotFoundError):
+                        out.append(_identity_of(self.client.account_lookup(a.handle.lstrip("@"))))
+        return out
+
+
+def _spreader_of(a: Any) -> SpreaderInfo:
+    return SpreaderInfo(
+        remote_user_id=str(a["id"]),
+        handle=str(a["acct"]),
+        display_name=str(_get(a, "display_name", default="")),
+        followers_count=_get(a, "followers_count"),
+        kind="repost",
+    )
+
+
+def _identity_of(a: Any) -> Identity:
+    followers = _get(a, "followers_count")
+    return Identity(
+        remote_user_id=str(a["id"]),
+        handle=str(a["acct"]),
+        display_name=str(_get(a, "display_name", default="")),
+        followers_count=int(followers) if followers is not None else None,
+    )
+
+
+def _id_of(obj: Any, where: str, what: str) -> str:
+    """The ``id`` of a JSON object Mastodon sent; an unreadable answer if there is none."""
+    value = _get(obj, "id") if isinstance(obj, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise unreadable_answer(where, f"read {what}", f"no id for {what}")
+    return str(value)
+
+
+def _unparsed(exc: MastodonError) -> str:
+    """What came back instead of JSON, in a few words (never the body itself)."""
+    text = str(exc.args[0]) if exc.args else ""
+    marker = "content was b"
+    if marker in text:
+        rest = text.split(marker, 1)[1]  # the repr of the bytes: 'body' or "body"
+        return describe_body(rest[1 : max(1, rest.rfind(rest[:1]))])
+    return "not JSON"
 
 
 def _status_code(exc: MastodonError) -> int | None:

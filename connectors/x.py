@@ -6,8 +6,22 @@ goes to ``ConnectorContext.service_url`` (default ``https://api.x.com``) with a 
 timeout; rate limits are reported, never slept on.
 
 Exactly once: X has no idempotency key, so a post whose outcome is unknown is found again
-by scanning the account's recent posts for the exact text of each part, in thread order.
-A "duplicate content" refusal triggers that scan instead of a failure.
+by scanning the account's posts since ``post.not_before`` (the delivery's first claim less
+the clock-skew allowance: ``start_time`` on the timeline, and each post's own date
+checked again here) for the exact text of each part, in thread order. A post dated
+earlier is the same words posted before, never this one. A "duplicate content" refusal
+triggers that scan instead of a failure.
+
+Rate limits: a 429 names up to three limits in its headers, the 15-minute window
+(``x-rate-limit-*``) and the 24-hour caps per user and per app
+(``x-user-limit-24hour-*``, ``x-app-limit-24hour-*``). ``RateLimited.retry_at`` is the
+latest reset among those the answer says are used up, and ``RateLimited.limits`` carries
+every one it reported, so the shared budgets (``amplify.ratelimit``) can follow X's own
+count. The limits seen on the last post are kept in ``limits_seen`` for the same reason.
+
+Answers that are not what X documents (an HTML page with status 200, truncated JSON, a
+201 without ``data``, an upload answer without a media id) are reported as
+``TransientError`` with a plain reason, never as the parser's exception.
 
 Reposts are not automated on X: its automation rules forbid coordinated automatic
 reposts, so ``repost`` refuses and :func:`share_url` gives the advocate a link to click.
@@ -31,10 +45,12 @@ import tweepy
 
 from amplify import textrules
 from connectors.base import (
+    MAX_SPREADERS_PER_SWEEP,
     AuthError,
     ConnectorContext,
     ConnectorError,
     Identity,
+    LimitReading,
     Media,
     Metrics,
     OutgoingPost,
@@ -44,10 +60,15 @@ from connectors.base import (
     Receipt,
     SpreaderInfo,
     TransientError,
+    describe_body,
     image_problems,
+    recent_enough,
+    unreadable_answer,
 )
 
 log = logging.getLogger(__name__)
+
+_SHAPE = "a field is missing or has the wrong type"
 
 DEFAULT_BASE_URL = "https://api.x.com"
 TIMEOUT_SECONDS = 10.0
@@ -63,7 +84,7 @@ DUPLICATE_CONTENT = "duplicate content"
 _SNOWFLAKE_EPOCH_MS = 1288834974657
 # non_public_metrics are served for the author's own posts during their first 30 days.
 _NON_PUBLIC_MAX_AGE = timedelta(days=29, hours=12)
-_MAX_RETWEETER_PAGES = 10
+_MAX_RETWEETER_PAGES = MAX_SPREADERS_PER_SWEEP // 100  # 100 a page
 _TIMELINE_FIELDS = ["created_at", "entities", "referenced_tweets", "conversation_id"]
 
 REPOST_REFUSAL = (
@@ -86,6 +107,50 @@ def weighted_length(text: str) -> int:
     return textrules.length("x", text)
 
 
+_LIMIT_HEADERS = (
+    # (header prefix, scope, window)
+    ("x-rate-limit", "account", timedelta(minutes=15)),
+    ("x-user-limit-24hour", "account", timedelta(hours=24)),
+    ("x-app-limit-24hour", "app", timedelta(hours=24)),
+)
+
+
+def _header_int(headers: Any, name: str) -> int | None:
+    value = str(headers.get(name) or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def limits_from_headers(headers: Any, action: str = "post") -> list[LimitReading]:
+    """Every limit an X answer reports in its headers (unreadable ones left out).
+    ``action``: what the request was (``post`` or ``read``); the 24-hour caps are X's
+    limits on posting whatever answered."""
+    readings: list[LimitReading] = []
+    for prefix, scope, window in _LIMIT_HEADERS:
+        remaining = _header_int(headers, f"{prefix}-remaining")
+        if remaining is None:
+            continue
+        reset = _header_int(headers, f"{prefix}-reset")
+        readings.append(
+            LimitReading(
+                scope=scope,
+                window=window,
+                remaining=remaining,
+                limit=_header_int(headers, f"{prefix}-limit"),
+                reset_at=datetime.fromtimestamp(reset, UTC) if reset else None,
+                action=action if prefix == "x-rate-limit" else "post",
+            )
+        )
+    return readings
+
+
+def retry_at_of(readings: Sequence[LimitReading]) -> datetime | None:
+    """The latest reset among the limits used up (any reset if none says so)."""
+    resets = [r.reset_at for r in readings if r.exhausted and r.reset_at is not None]
+    if not resets:
+        resets = [r.reset_at for r in readings if r.reset_at is not None]
+    return max(resets) if resets else None
+
+
 def created_at_from_id(tweet_id: str) -> datetime | None:
     """When a post was created, read from its snowflake id (None if it is not one)."""
     try:
@@ -106,6 +171,7 @@ class _XClient(tweepy.Client):
         super().__init__(wait_on_rate_limit=False, **kwargs)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.limits_seen: list[LimitReading] = []  # from the last write's answer
 
     def auth_for(self, user_auth: bool) -> tuple[dict[str, str], Any]:
         headers = {"User-Agent": self.user_agent}
@@ -140,6 +206,8 @@ class _XClient(tweepy.Client):
             timeout=self.timeout,
         ) as response:
             log.debug("X API response: %s %s", response.status_code, route)
+            if method == "POST" and route == "/2/tweets":
+                self.limits_seen = limits_from_headers(response.headers)
             raise_for_status(response)
             return response
 
@@ -258,15 +326,10 @@ class XConnector:
 
     # ------------------------------------------------------------------ errors
 
-    def _translate(self, exc: Exception) -> ConnectorError:
+    def _translate(self, exc: Exception, doing: str = "talk to it") -> ConnectorError:
         host = urlsplit(self.base_url).netloc or self.base_url
         if isinstance(exc, tweepy.TooManyRequests):
-            retry_at = datetime.fromtimestamp(exc.reset_time, UTC) if exc.reset_time else None
-            when = f" until {retry_at:%H:%M} UTC" if retry_at else ""
-            return RateLimited(
-                f"X rate limit reached for @{self.handle}; waiting{when} before trying again",
-                retry_at=retry_at,
-            )
+            return self._rate_limited(exc)
         if isinstance(exc, tweepy.Unauthorized):
             if self.user_auth:
                 return AuthError(
@@ -301,35 +364,71 @@ class XConnector:
             )
         if isinstance(exc, requests.ConnectionError):
             return TransientError(f"Could not connect to X at {host}; will retry")
+        if isinstance(exc, requests.JSONDecodeError):
+            return unreadable_answer(f"X ({host})", doing, describe_body(exc.doc))
         if isinstance(exc, requests.RequestException | ValueError):
-            return TransientError(f"X at {host} sent an unreadable answer; will retry")
-        return TransientError(f"X call failed unexpectedly ({type(exc).__name__}); will retry")
+            return unreadable_answer(f"X ({host})", doing)
+        return unreadable_answer(f"X ({host})", doing, type(exc).__name__)
+
+    def _rate_limited(self, exc: tweepy.TooManyRequests) -> RateLimited:
+        request = exc.response.request
+        posting = request is not None and request.method == "POST" and str(
+            request.url or ""
+        ).endswith("/2/tweets")
+        readings = limits_from_headers(exc.response.headers, "post" if posting else "read")
+        retry_at = retry_at_of(readings)
+        if retry_at is None and exc.reset_time:
+            retry_at = datetime.fromtimestamp(exc.reset_time, UTC)
+        when = f"{retry_at:%H:%M} UTC" if retry_at else "once X allows it"
+        daily = [r for r in readings if r.exhausted and r.window >= timedelta(hours=24)]
+        if daily:
+            cap = max(daily, key=lambda r: r.reset_at or datetime.min.replace(tzinfo=UTC))
+            who = "for this account" if cap.scope == "account" else "for your X app"
+            count = f"{cap.limit:,} posts" if cap.limit is not None else "a limited number of posts"
+            message = (
+                f"X allows {count} a day {who} on your plan; the next goes out at {when}"
+            )
+        else:
+            message = f"X rate limit reached for @{self.handle}; the next try is at {when}"
+        return RateLimited(message, retry_at=retry_at, limits=readings)
+
+    @property
+    def limits_seen(self) -> list[LimitReading]:
+        """The limits X reported with the last post (empty before any)."""
+        return list(self.client.limits_seen)
 
     @contextmanager
-    def _api(self) -> Iterator[None]:
+    def _api(self, doing: str = "talk to it") -> Iterator[None]:
         try:
             yield
         except ConnectorError:
             raise
         except (tweepy.TweepyException, requests.RequestException, ValueError) as exc:
-            raise self._translate(exc) from exc
+            raise self._translate(exc, doing) from None
+        except (LookupError, TypeError, AttributeError) as exc:
+            # JSON, but not shaped as X documents (a missing or mistyped field).
+            host = urlsplit(self.base_url).netloc or self.base_url
+            raise unreadable_answer(f"X ({host})", doing, _SHAPE) from None
 
     # ------------------------------------------------------------------ identity
 
     def whoami(self) -> Identity:
-        with self._api():
+        with self._api("say who the account is"):
             me = self.client.get_me(user_fields=["public_metrics"], user_auth=self.user_auth)
-        user = me.data
-        if user is None:
-            raise AuthError(f"X did not say who @{self.handle} is: reconnect the account")
-        self._user_id = str(user.id)
-        metrics = getattr(user, "public_metrics", None) or {}
-        return Identity(
-            remote_user_id=str(user.id),
-            handle=str(user.username),
-            display_name=str(user.name or ""),
-            followers_count=metrics.get("followers_count"),
-        )
+            user = me.data
+            if user is None:  # 200 without data and without errors: not an X answer
+                raise unreadable_answer("X", "say who the account is", "no account in it")
+            user_id = _id(user.id, "the account")
+            metrics = getattr(user, "public_metrics", None) or {}
+            followers = metrics.get("followers_count") if isinstance(metrics, dict) else None
+            identity = Identity(
+                remote_user_id=user_id,
+                handle=str(user.username),
+                display_name=str(user.name or ""),
+                followers_count=followers if isinstance(followers, int) else None,
+            )
+        self._user_id = user_id
+        return identity
 
     def _my_id(self) -> str:
         if self._user_id is None:
@@ -384,7 +483,7 @@ class XConnector:
             text = post.parts[index]
             reply_to = receipts[index - 1].remote_id if index else None
             media_ids = self._upload_media(post.media) if index == 0 and post.media else None
-            with self._api():
+            with self._api("publish the post"):
                 try:
                     response = self.client.create_tweet(
                         text=text,
@@ -395,7 +494,7 @@ class XConnector:
                 except tweepy.Forbidden as exc:
                     if not _is_duplicate(exc):
                         raise
-                    found = self._find_part(text, reply_to, self._timeline())
+                    found = self._find_part(text, reply_to, self._timeline(post), post)
                     if found is None:
                         raise PermanentError(
                             f"X refused part {index + 1} for @{self.handle} as a duplicate "
@@ -404,7 +503,8 @@ class XConnector:
                         ) from exc
                     receipt = found
                 else:
-                    tweet_id = str(response.data["id"])
+                    data = response.data
+                    tweet_id = _id(data.get("id") if isinstance(data, dict) else None, "the post")
                     receipt = Receipt(remote_id=tweet_id, url=status_url(self.handle, tweet_id))
             receipts.append(receipt)
             if on_part is not None:
@@ -427,7 +527,7 @@ class XConnector:
                 raise PermanentError(
                     f"The image {os.path.basename(item.path)} is missing on disk: upload it again"
                 ) from exc
-            with self._api():
+            with self._api("upload the images"):
                 response = session.post(
                     f"{self.base_url}/2/media/upload",
                     files={"media": (os.path.basename(item.path), content, mime)},
@@ -437,7 +537,8 @@ class XConnector:
                     timeout=self.timeout,
                 )
                 raise_for_status(response)
-                media_id = str(response.json()["data"]["id"])
+                data = response.json().get("data")
+                media_id = _id(data.get("id") if isinstance(data, dict) else None, "the image")
                 if item.alt_text.strip():
                     meta = session.post(
                         f"{self.base_url}/2/media/metadata",
@@ -452,22 +553,32 @@ class XConnector:
 
     # ------------------------------------------------------------------ reconciling
 
-    def _timeline(self) -> list[Any]:
-        """The account's most recent posts (one read, up to 100), oldest first."""
+    def _timeline(self, post: OutgoingPost) -> list[Any]:
+        """The account's most recent posts since ``post.not_before`` (one read, up to 100),
+        oldest first."""
         user_id = self._my_id()
-        with self._api():
+        with self._api("look for the post"):
             response = self.client.get_users_tweets(
                 user_id,
                 max_results=100,
                 tweet_fields=_TIMELINE_FIELDS,
+                start_time=_start_time(post.not_before),
                 user_auth=self.user_auth,
             )
-        return list(reversed(response.data or []))
+            tweets = response.data or []
+            if not isinstance(tweets, list):
+                raise TypeError("timeline is not a list")
+            return list(reversed(tweets))
 
-    def _find_part(self, text: str, reply_to: str | None, timeline: list[Any]) -> Receipt | None:
+    def _find_part(
+        self, text: str, reply_to: str | None, timeline: list[Any], post: OutgoingPost
+    ) -> Receipt | None:
         wanted = _normalise(text)
         match = None
         for tweet in timeline:  # oldest first: the newest match wins
+            # Dated before the first claim: the same words posted earlier, never this post.
+            if not recent_enough(post, _created_at(tweet)):
+                continue
             if _visible_text(tweet) != wanted:
                 continue
             if reply_to is not None and _replied_to(tweet) != reply_to:
@@ -475,15 +586,18 @@ class XConnector:
             match = tweet
         if match is None:
             return None
-        return Receipt(remote_id=str(match.id), url=status_url(self.handle, str(match.id)))
+        with self._api("look for the post"):
+            tweet_id = _id(match.id, "the post")
+        return Receipt(remote_id=tweet_id, url=status_url(self.handle, tweet_id))
 
     def find_published(self, post: OutgoingPost) -> list[Receipt] | None:
         receipts = list(post.landed[: len(post.parts)])
         if len(receipts) < len(post.parts):
-            timeline = self._timeline()
+            timeline = self._timeline(post)
             for index in range(len(receipts), len(post.parts)):
                 reply_to = receipts[index - 1].remote_id if index else None
-                found = self._find_part(post.parts[index], reply_to, timeline)
+                with self._api("look for the post"):
+                    found = self._find_part(post.parts[index], reply_to, timeline, post)
                 if found is None:
                     break
                 receipts.append(found)
@@ -542,7 +656,11 @@ class XConnector:
             tweets = list(response.data or [])
         return [_metrics_of(tweet) for tweet in tweets]
 
-    def fetch_spreaders(self, target: Receipt) -> list[SpreaderInfo]:
+    def fetch_spreaders(
+        self, target: Receipt, limit: int = MAX_SPREADERS_PER_SWEEP
+    ) -> list[SpreaderInfo]:
+        """Retweeters page after page (100 a page, ``pagination_token``) to the end or
+        ``limit``; quoters too where the access tier allows."""
         spreaders: dict[tuple[str, str], SpreaderInfo] = {}
         token: str | None = None
         with self._api():
@@ -558,12 +676,38 @@ class XConnector:
                     info = _spreader(user, "repost")
                     spreaders[(info.remote_user_id, info.kind)] = info
                 token = (response.meta or {}).get("next_token")
-                if not token:
+                if not token or len(spreaders) >= limit:
                     break
-        if self.fetch_quotes:
+        if self.fetch_quotes and len(spreaders) < limit:
             for info in self._quoters(target):
                 spreaders[(info.remote_user_id, info.kind)] = info
-        return list(spreaders.values())
+        return list(spreaders.values())[:limit]
+
+    def fetch_profiles(self, accounts: Sequence[Identity]) -> list[Identity]:
+        """Follower counts through the users lookup: 100 ids (or usernames) a call."""
+        ids = list(dict.fromkeys(a.remote_user_id for a in accounts if a.remote_user_id))
+        names = list(dict.fromkeys(a.handle.lstrip("@") for a in accounts if not a.remote_user_id))
+        out: list[Identity] = []
+        with self._api():
+            for field_name, values in (("ids", ids), ("usernames", names)):
+                for start in range(0, len(values), 100):
+                    chunk = values[start : start + 100]
+                    response = self.client.get_users(
+                        **{field_name: chunk},
+                        user_fields=["public_metrics"],
+                        user_auth=self.user_auth,
+                    )
+                    for user in response.data or []:
+                        info = _spreader(user, "repost")
+                        out.append(
+                            Identity(
+                                info.remote_user_id,
+                                info.handle,
+                                info.display_name,
+                                info.followers_count,
+                            )
+                        )
+        return out
 
     def _quoters(self, target: Receipt) -> list[SpreaderInfo]:
         with self._api():
@@ -579,6 +723,30 @@ class XConnector:
                 return []  # quotes are optional: not on this access tier
         users = (response.includes or {}).get("users", [])
         return [_spreader(user, "quote") for user in users]
+
+
+def _id(value: Any, what: str) -> str:
+    """An id X sent (digits); anything else is an answer X does not document."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return value.strip()
+    raise unreadable_answer("X", f"read the id of {what}", f"no usable id for {what}")
+
+
+def _created_at(tweet: Any) -> datetime | None:
+    """When X says a post was created (``created_at``, asked for on every timeline read)."""
+    value = getattr(tweet, "created_at", None)
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return None
+
+
+def _start_time(not_before: datetime | None) -> str | None:
+    """``start_time`` for a timeline read (ISO 8601, seconds, UTC); None: no bound."""
+    if not_before is None:
+        return None
+    return not_before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _mime(media: Media) -> str:

@@ -19,7 +19,11 @@ into invisible/ellipsis spans, mentions showing only ``@user``).
 Faults: ``server.inject(status=503)`` (next matching request answers that), 429 with a
 reset, 401, 422 with an error text, ``hang=seconds`` (answer late: a client timeout),
 ``reset=True`` (connection reset, nothing processed), ``reset_after=True`` (processed,
-then the connection is reset: the response is lost). ``latency`` delays every answer.
+then the connection is reset: the response is lost), ``garbage="html"`` (processed, then
+a 200 whose body is not what Mastodon sends: ``empty``, ``html``, ``truncated``,
+``missing_ids``, ``wrong_types``). ``latency`` delays every answer.
+``add_status(username, text, created_at=…)`` puts an older status in place (a post from
+last week with the same words).
 ``.calls`` lists (method, path) of every request; ``.statuses`` holds the statuses.
 """
 
@@ -68,6 +72,9 @@ class Fault:
     hang: float = 0.0
     reset: bool = False
     reset_after: bool = False
+    # Answer 200 with a body Mastodon never sends, after processing the request: "empty",
+    # "html" (a proxy's page), "truncated" (JSON cut short), "missing_ids", "wrong_types".
+    garbage: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -184,6 +191,26 @@ class FakeMastodonServer:
             )
             self.accounts[account.id] = account
             return account
+
+    def add_status(
+        self,
+        username: str,
+        text: str,
+        *,
+        created_at: datetime,
+        in_reply_to_id: str | None = None,
+    ) -> FakeStatus:
+        """A status the account posted at ``created_at`` (e.g. last week), not through the API."""
+        with self._lock:
+            status = FakeStatus(
+                id=str(next(self._ids)),
+                account_id=self.account(username).id,
+                text=text,
+                created_at=created_at,
+                in_reply_to_id=in_reply_to_id,
+            )
+            self.statuses[status.id] = status
+            return status
 
     def account(self, username: str) -> FakeAccount:
         return next(a for a in self.accounts.values() if a.username == username)
@@ -523,6 +550,9 @@ class FakeMastodonServer:
             if s.account_id == account_id and not (exclude_reblogs and s.reblog_of)
         ]
         mine.sort(key=lambda s: int(s.id), reverse=True)
+        max_id = (query.get("max_id") or [""])[0]
+        if max_id:
+            mine = [s for s in mine if int(s.id) < int(max_id)]
         return 200, [self._status_json(s) for s in mine[:limit]], {}
 
     def _post_media(self, form: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
@@ -570,6 +600,34 @@ class FakeMastodonServer:
             "X-RateLimit-Remaining": str(max(self._remaining, 0)),
             "X-RateLimit-Reset": iso(reset),
         }
+
+
+GARBAGE = ("empty", "html", "truncated", "missing_ids", "wrong_types")
+
+
+def _garbage(kind: str, data: Any) -> tuple[bytes, str]:
+    """(body, content type) of a 200 that is not what Mastodon sends in place of ``data``."""
+    as_json = "application/json; charset=utf-8"
+    if kind == "empty":
+        return b"", as_json
+    if kind == "html":
+        page = b"<!DOCTYPE html><html><body><h1>We'll be back soon</h1></body></html>"
+        return page, "text/html; charset=utf-8"
+    if kind == "truncated":
+        whole = json.dumps(data).encode()
+        return whole[: max(1, len(whole) // 2)], as_json
+    if kind in ("missing_ids", "wrong_types"):
+
+        def spoil(d: Any) -> Any:
+            if not isinstance(d, dict):
+                return d
+            if kind == "missing_ids":
+                return {k: v for k, v in d.items() if k != "id"}
+            return {**d, "id": {"value": d.get("id")}, "created_at": 7}
+
+        shaped = [spoil(d) for d in data] if isinstance(data, list) else spoil(data)
+        return json.dumps(shaped).encode(), as_json
+    raise ValueError(f"unknown garbage {kind!r}; use one of {GARBAGE}")
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -652,7 +710,18 @@ class _Handler(BaseHTTPRequestHandler):
         headers.update(extra)
         if fault is not None and fault.reset_after:
             return self._reset()
+        if fault is not None and fault.garbage:
+            return self._send_raw(200, *_garbage(fault.garbage, data), headers)
         self._send(status, data, headers)
+
+    def _send_raw(self, status: int, body: bytes, ctype: str, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
 
     def _send(self, status: int, data: Any, headers: dict[str, str]) -> None:
         payload = json.dumps(data).encode()

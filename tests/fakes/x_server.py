@@ -25,10 +25,24 @@ Shared by several worker processes: run it in its own process and talk to it ove
     POST /_fake/reset      forget everything
 
 Fault kinds (each consumed by the next matching request): ``server_error`` (5xx, default
-503), ``rate_limit`` (429 with ``x-rate-limit-reset`` ``reset_in`` seconds ahead),
+503), ``rate_limit`` (429 with ``x-rate-limit-reset`` ``reset_in`` seconds ahead; with
+``daily="user"`` or ``"app"`` the answer also says that 24-hour cap is used up,
+``x-…-limit-24hour-remaining: 0`` with its reset ``daily_reset_in`` seconds ahead),
 ``hang`` (no answer for ``hang_seconds``, then the connection closes), ``reset``
-(TCP reset), ``unauthorized`` (401). With ``after=True`` the request takes effect first
-and only the answer is lost: the case exactly-once publishing must survive.
+(TCP reset), ``unauthorized`` (401), ``garbage`` (the request takes effect, then a 200
+or 201 whose body X never sends: ``body="empty" | "html" | "truncated" | "missing_ids" |
+"wrong_types" | "no_data"``). With ``after=True`` the request takes effect first and only
+the answer is lost: the case exactly-once publishing must survive.
+
+Daily caps: ``XFakeServer(user_day_limit=17, app_day_limit=17)`` counts posts per user and
+for the whole app over 24 hours, reports them on every ``POST /2/tweets`` answer
+(``x-user-limit-24hour-limit|remaining|reset``, ``x-app-limit-24hour-…``) and answers 429
+once one is used up, as X does on its smaller plans.
+
+Older posts: ``add_post(username, text, created_at=…)`` puts a post from the past in place
+(its id carries that time, as X's snowflakes do). X refuses a post whose text equals one
+of the account's posts from the last ``duplicate_window_seconds`` (X does not document
+how far back it looks; a day here). ``GET /2/users/:id/tweets`` honours ``start_time``.
 """
 
 from __future__ import annotations
@@ -64,7 +78,10 @@ SNOWFLAKE_EPOCH_MS = 1288834974657
 DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
 PROBLEMS = "https://api.twitter.com/2/problems"
 MEDIA_CATEGORIES = {"tweet_image", "dm_image", "subtitles"}
+GARBAGE = ("empty", "html", "truncated", "missing_ids", "wrong_types", "no_data")
+DAY_SECONDS = 86400
 FAULT_ALIASES = {
+    "garbage": "garbage",
     "5xx": "server_error",
     "500": "server_error",
     "503": "server_error",
@@ -159,6 +176,9 @@ class Fault:
     after: bool = False  # apply the request first, lose only the answer
     hang_seconds: float | None = None
     skip: int = 0  # let this many matching requests through first
+    daily: str | None = None  # rate_limit: "user" or "app" 24-hour cap used up
+    daily_reset_in: int = DAY_SECONDS
+    body: str = "html"  # garbage: which kind (GARBAGE)
 
 
 @dataclass
@@ -191,15 +211,19 @@ class _State:
         self.calls: Counter[str] = Counter()
         self.faults: deque[Fault] = deque()
         self.windows: dict[tuple[str, str], tuple[float, int]] = {}
+        self.day_windows: dict[str, tuple[float, int]] = {}  # user id or "app" -> (start, used)
         self.texts: set[tuple[str, str]] = set()  # (author id, text) of live posts
         self._seq = 0
         self._last_id = 0
         self._next_user = 1000
 
-    def snowflake(self) -> str:
-        """A fresh id carrying the current time, as X's ids do; strictly increasing."""
+    def snowflake(self, at: float | None = None) -> str:
+        """A fresh id carrying the current time (or ``at``), as X's ids do; strictly
+        increasing unless ``at`` is in the past."""
         self._seq = (self._seq + 1) % 4096
-        ms = int(time.time() * 1000) - SNOWFLAKE_EPOCH_MS
+        ms = int((time.time() if at is None else at) * 1000) - SNOWFLAKE_EPOCH_MS
+        if at is not None:
+            return str((ms << 22) | (1 << 12) | self._seq)
         self._last_id = max((ms << 22) | (1 << 12) | self._seq, self._last_id + 1)
         return str(self._last_id)
 
@@ -257,7 +281,13 @@ class XFakeServer:
         read_limit: int = 900,
         window_seconds: int = 900,
         hang_seconds: float = 30.0,
+        user_day_limit: int | None = None,
+        app_day_limit: int | None = None,
+        duplicate_window_seconds: int = DAY_SECONDS,
     ) -> None:
+        self.user_day_limit = user_day_limit
+        self.app_day_limit = app_day_limit
+        self.duplicate_window_seconds = duplicate_window_seconds
         self.latency = latency
         self.post_limit = post_limit
         self.read_limit = read_limit
@@ -349,6 +379,9 @@ class XFakeServer:
         after: bool = False,
         hang_seconds: float | None = None,
         skip: int = 0,
+        daily: str | None = None,
+        daily_reset_in: int = DAY_SECONDS,
+        body: str = "html",
     ) -> None:
         """Queue a fault for the next ``count`` requests matching ``endpoint`` (after letting
         ``skip`` of them through)."""
@@ -358,6 +391,10 @@ class XFakeServer:
             raise ValueError(
                 f"unknown fault {kind!r}; use one of {sorted(FAULT_ALIASES)}"
             ) from None
+        if body not in GARBAGE:
+            raise ValueError(f"unknown garbage {body!r}; use one of {GARBAGE}")
+        if daily not in (None, "user", "app"):
+            raise ValueError(f"daily must be 'user' or 'app', not {daily!r}")
         default_status = int(kind) if str(kind).isdigit() and canonical == "server_error" else 503
         fault = Fault(
             canonical,
@@ -368,6 +405,9 @@ class XFakeServer:
             after=after,
             hang_seconds=hang_seconds,
             skip=skip,
+            daily=daily,
+            daily_reset_in=daily_reset_in,
+            body=body,
         )
         with self.state.lock:
             self.state.faults.append(fault)
@@ -375,6 +415,28 @@ class XFakeServer:
     def add_user(self, username: str, **kwargs: Any) -> FakeUser:
         with self.state.lock:
             return self.state.add_user(username, **kwargs)
+
+    def add_post(
+        self,
+        username: str,
+        text: str,
+        *,
+        created_at: datetime,
+        in_reply_to: str | None = None,
+    ) -> str:
+        """A post the account made at ``created_at`` (e.g. last week), not through the API;
+        its id."""
+        with self.state.lock:
+            state = self.state
+            user = next(u for u in state.users.values() if u.username == username)
+            tweet_id = state.snowflake(at=created_at.timestamp())
+            conversation = state.posts[in_reply_to]["conversation_id"] if in_reply_to else tweet_id
+            state.posts[tweet_id] = _new_post(
+                tweet_id, user.id, text, created_at, in_reply_to, None, conversation, []
+            )
+            # Keep creation order (timelines are read newest first).
+            state.posts = dict(sorted(state.posts.items(), key=lambda item: int(item[0])))
+            return tweet_id
 
     def revoke(self, token: str) -> None:
         with self.state.lock:
@@ -486,7 +548,12 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.calls[name] += 1
             fault = self._take_fault(name)
-        if fault is not None and not fault.after and self._apply_fault(fault, name, None):
+        if (
+            fault is not None
+            and not fault.after
+            and fault.kind != "garbage"
+            and self._apply_fault(fault, name, None)
+        ):
             return
         try:
             user = self._authenticate(method, path, query, body)
@@ -498,6 +565,10 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None and fault.after and self._apply_fault(fault, name, None):
                 return
             self._send(exc.status, exc.body, headers)
+            return
+        self._answer = answer
+        if fault is not None and fault.kind == "garbage":
+            self._apply_fault(fault, name, limit_headers)
             return
         if fault is not None and fault.after and self._apply_fault(fault, name, limit_headers):
             return
@@ -536,15 +607,27 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "rate_limit":
             reset = int(time.time()) + fault.reset_in
             limit = self._limit_for(name)
+            limit_headers = {
+                "x-rate-limit-limit": str(limit),
+                "x-rate-limit-remaining": "0" if fault.daily is None else str(limit - 1),
+                "x-rate-limit-reset": str(reset),
+            }
+            if fault.daily is not None:
+                cap = (
+                    self.fake.user_day_limit if fault.daily == "user" else self.fake.app_day_limit
+                )
+                prefix = "x-user-limit-24hour" if fault.daily == "user" else "x-app-limit-24hour"
+                limit_headers |= {
+                    f"{prefix}-limit": str(cap or 17),
+                    f"{prefix}-remaining": "0",
+                    f"{prefix}-reset": str(int(time.time()) + fault.daily_reset_in),
+                }
             self._send(
-                429,
-                problem(429, "Too Many Requests", "Too Many Requests").body,
-                {
-                    "x-rate-limit-limit": str(limit),
-                    "x-rate-limit-remaining": "0",
-                    "x-rate-limit-reset": str(reset),
-                },
+                429, problem(429, "Too Many Requests", "Too Many Requests").body, limit_headers
             )
+            return True
+        if fault.kind == "garbage":
+            self._send_garbage(fault.body, headers or self._idle_headers(name))
             return True
         if fault.kind == "unauthorized":
             self._send(
@@ -552,6 +635,31 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return True
         return False
+
+    def _send_garbage(self, kind: str, headers: dict[str, str]) -> None:
+        """A 200/201 whose body X never sends, in place of ``self._answer``."""
+        answer = getattr(self, "_answer", None)
+        as_json = "application/json; charset=utf-8"
+        status = 201 if kind == "no_data" else 200
+        if kind == "empty":
+            payload, ctype = b"", as_json
+        elif kind == "html":
+            page = "<!DOCTYPE html><html><body><h1>Something went wrong</h1></body></html>"
+            payload, ctype = page.encode(), "text/html; charset=utf-8"
+        elif kind == "truncated":
+            whole = json.dumps(answer if answer is not None else {"data": {"id": "1"}}).encode()
+            payload, ctype = whole[: max(1, len(whole) // 2)], as_json
+        elif kind == "no_data":
+            payload, ctype = b"{}", as_json
+        else:
+            payload, ctype = json.dumps(_spoil(answer, kind)).encode(), as_json
+        self.send_response(status, REASONS.get(status))
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(payload)))
+        for header, value in headers.items():
+            self.send_header(header, value)
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _limit_for(self, name: str) -> int:
         return self.fake.post_limit if name == "POST /2/tweets" else self.fake.read_limit
@@ -582,13 +690,50 @@ class _Handler(BaseHTTPRequestHandler):
                 "x-rate-limit-reset": str(reset),
             }
             raise exc
+        daily = self._count_day(user) if name == "POST /2/tweets" else {}
         used += 1
         self.fake.state.windows[key] = (start, used)
         return {
             "x-rate-limit-limit": str(limit),
             "x-rate-limit-remaining": str(limit - used),
             "x-rate-limit-reset": str(reset),
+            **daily,
         }
+
+    def _count_day(self, user: FakeUser) -> dict[str, str]:
+        """Count a post against the 24-hour caps that are set; 429 once one is used up."""
+        fake, now = self.fake, time.time()
+        caps = [
+            ("x-user-limit-24hour", user.id, fake.user_day_limit),
+            ("x-app-limit-24hour", "app", fake.app_day_limit),
+        ]
+        headers: dict[str, str] = {}
+        counted: list[tuple[str, float, int]] = []
+        for prefix, key, cap in caps:
+            if cap is None:
+                continue
+            start, used = fake.state.day_windows.get(key, (now, 0))
+            if now - start >= DAY_SECONDS:
+                start, used = now, 0
+            reset = str(int(start + DAY_SECONDS))
+            if used >= cap:
+                exc = problem(429, "Too Many Requests", "Too Many Requests")
+                exc.headers = {
+                    f"{prefix}-limit": str(cap),
+                    f"{prefix}-remaining": "0",
+                    f"{prefix}-reset": reset,
+                    **self._idle_headers("POST /2/tweets"),
+                }
+                raise exc
+            counted.append((key, start, used + 1))
+            headers |= {
+                f"{prefix}-limit": str(cap),
+                f"{prefix}-remaining": str(cap - used - 1),
+                f"{prefix}-reset": reset,
+            }
+        for key, start, used in counted:
+            fake.state.day_windows[key] = (start, used)
+        return headers
 
     def _authenticate(self, method: str, path: str, query: dict[str, str], body: bytes) -> FakeUser:
         header = self.headers.get("Authorization", "")
@@ -751,29 +896,25 @@ class _Handler(BaseHTTPRequestHandler):
                 raise invalid_request("media.media_ids", media_id, "Your media IDs are invalid.")
         if len(media_ids) > 4:
             raise invalid_request("media.media_ids", media_ids, "Too many media IDs (4 at most).")
-        if (user.id, text) in state.texts:
+        now = datetime.now(UTC)
+        recent = now - timedelta(seconds=self.fake.duplicate_window_seconds)
+        if any(
+            p["author_id"] == user.id and p["text"] == text and _parse_iso(p["created_at"]) > recent
+            for p in state.posts.values()
+        ):
             raise problem(403, "Forbidden", DUPLICATE_DETAIL)
         tweet_id = state.snowflake()
-        now = datetime.now(UTC)
         conversation = state.posts[str(reply_to)]["conversation_id"] if reply_to else tweet_id
-        state.posts[tweet_id] = {
-            "id": tweet_id,
-            "author_id": user.id,
-            "text": text,
-            "created_at": _iso(now),
-            "in_reply_to": str(reply_to) if reply_to else None,
-            "quote_of": str(quote) if quote else None,
-            "conversation_id": conversation,
-            "media_ids": media_ids,
-            "public_metrics": {
-                "retweet_count": 0,
-                "reply_count": 0,
-                "like_count": 0,
-                "quote_count": 0,
-                "bookmark_count": 0,
-                "impression_count": 0,
-            },
-        }
+        state.posts[tweet_id] = _new_post(
+            tweet_id,
+            user.id,
+            text,
+            now,
+            str(reply_to) if reply_to else None,
+            str(quote) if quote else None,
+            conversation,
+            media_ids,
+        )
         state.posts_created += 1
         state.texts.add((user.id, text))
         if reply_to:
@@ -908,10 +1049,14 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, {"errors": [not_found("user", "id", user_id)]}
         size = self._max_results(query, 5, 100, 10)
         exclude = set(query.get("exclude", "").split(","))
+        start_time = query.get("start_time")
+        since = _parse_iso(start_time) if start_time else None
         posts = [
             p
             for p in reversed(list(state.posts.values()))
-            if p["author_id"] == user_id and not ("replies" in exclude and p["in_reply_to"])
+            if p["author_id"] == user_id
+            and not ("replies" in exclude and p["in_reply_to"])
+            and (since is None or _parse_iso(p["created_at"]) >= since)
         ]
         page, next_token = self._page(posts, query, size)
         fields = self._fields(query, "tweet.fields")
@@ -1076,6 +1221,58 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             media["alt_text"] = alt
         return 200, {"data": {"id": media_id, "associated_metadata": data.get("metadata") or {}}}
+
+
+def _new_post(
+    tweet_id: str,
+    author_id: str,
+    text: str,
+    created_at: datetime,
+    reply_to: str | None,
+    quote: str | None,
+    conversation: str,
+    media_ids: list[str],
+) -> dict[str, Any]:
+    return {
+        "id": tweet_id,
+        "author_id": author_id,
+        "text": text,
+        "created_at": _iso(created_at),
+        "in_reply_to": reply_to,
+        "quote_of": quote,
+        "conversation_id": conversation,
+        "media_ids": media_ids,
+        "public_metrics": {
+            "retweet_count": 0,
+            "reply_count": 0,
+            "like_count": 0,
+            "quote_count": 0,
+            "bookmark_count": 0,
+            "impression_count": 0,
+        },
+    }
+
+
+def _parse_iso(value: str) -> datetime:
+    """X's ISO 8601 times ("2024-05-01T12:00:00.000Z" or without fraction) as aware UTC."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _spoil(answer: Any, kind: str) -> Any:
+    """``answer`` with its ids removed (``missing_ids``) or of the wrong type (``wrong_types``)."""
+
+    def spoil(item: Any) -> Any:
+        if not isinstance(item, dict):
+            return item
+        if kind == "missing_ids":
+            return {k: v for k, v in item.items() if k != "id"}
+        return {**item, "id": {"value": item.get("id")}, "created_at": 7}
+
+    if not isinstance(answer, dict):
+        return {"data": "unexpected"}
+    data = answer.get("data")
+    shaped = [spoil(d) for d in data] if isinstance(data, list) else spoil(data)
+    return {**answer, "data": shaped}
 
 
 def _base36(n: int) -> str:

@@ -27,6 +27,7 @@ from amplify.models import (
 from amplify.retry import RetryPolicy
 from connectors import memory
 from connectors.base import (
+    CLOCK_SKEW_ALLOWANCE,
     AuthError,
     PermanentError,
     RateLimited,
@@ -409,6 +410,18 @@ def test_it_requeues_a_delivery_that_never_reached_the_platform(factory) -> None
     assert claimed(factory, "w2", now=later + timedelta(seconds=1)) == [did]
     assert publisher.publish_one(factory, did, "w2") == "published"
     assert len(NET.published(handle)) == 1
+
+
+def test_it_bounds_reconciliation_by_the_first_claim_less_the_clock_skew_allowance(
+    factory,
+) -> None:
+    did, _ = new_delivery(factory)
+    first = NOW + timedelta(seconds=1)
+    claimed(factory, now=first)
+    with factory() as s:
+        d = s.get(Delivery, did)
+        assert d is not None
+        assert publisher.outgoing_for(d).not_before == first - CLOCK_SKEW_ALLOWANCE
 
 
 def test_it_continues_a_half_landed_thread_found_by_reconciliation(factory) -> None:

@@ -65,6 +65,20 @@ def test_it_claims_a_due_delivery_with_a_lease_and_counts_the_attempt(factory) -
     assert d.attempts == 1
 
 
+def test_it_remembers_the_first_claim_and_never_moves_it(factory) -> None:
+    (did,) = add(factory)
+    assert claim(factory) == [did]
+    assert get(factory, did).first_claimed_at == NOW
+    with factory() as s:
+        assert queue.fail(s, did, "w1", TransientError("503"), now=NOW, policy=NO_JITTER)
+        s.commit()
+    later = NOW + timedelta(hours=2)
+    assert queue.claim_due(factory, "w2", limit=1, now=later, lease_seconds=60) == [did]
+    d = get(factory, did)
+    assert d.attempts == 2
+    assert d.first_claimed_at == NOW
+
+
 def test_it_leaves_deliveries_that_are_not_due_yet(factory) -> None:
     with factory() as s:
         make_delivery(s, next_attempt_at=NOW + timedelta(seconds=1))
