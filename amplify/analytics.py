@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from amplify import metrics
 from amplify.models import (
     Account,
     AuditEvent,
@@ -36,12 +37,32 @@ from amplify.workspace import workspace_tz
 ENGAGEMENT = (
     MetricSnapshot.likes + MetricSnapshot.reposts + MetricSnapshot.replies + MetricSnapshot.quotes
 )
-REACH_METHOD = (
-    "Potential reach = followers of the accounts that published the post + followers of each "
-    "account that reshared it, each account counted once, follower counts as last seen. "
-    "It is an upper bound on people who could have seen it, not a count of views, and it is "
-    "never added up across posts (the same people follow many accounts)."
-)
+REACH_METHOD = metrics.REACH_METHOD  # one wording, beside one implementation
+
+#: Fewer posts than this in the period and the best-times grid says "not enough data yet":
+#: a mean over one or two posts per hour is noise, not a best time.
+BEST_TIMES_MIN_POSTS = 5
+LABEL_CHARS = 48
+
+
+def post_label(body: str, post_id: int | None = None) -> str:
+    """A story named by its first words (``LABEL_CHARS`` at most, cut at a word)."""
+    words = " ".join((body or "").split())
+    if len(words) > LABEL_CHARS:
+        cut = words[: LABEL_CHARS - 1].rsplit(" ", 1)[0] or words[: LABEL_CHARS - 1]
+        words = cut.rstrip(" ,.;:—-") + "…"
+    if not words:
+        return f"Story {post_id}" if post_id is not None else "Untitled story"
+    return words
+
+
+def post_labels(rows: list[tuple[int, str]]) -> dict[int, str]:
+    """Labels for several stories, unique among them (a repeated opening gets its number)."""
+    labels = {pid: post_label(body, pid) for pid, body in rows}
+    seen: dict[str, int] = {}
+    for label in labels.values():
+        seen[label] = seen.get(label, 0) + 1
+    return {pid: (f"{lab} (story {pid})" if seen[lab] > 1 else lab) for pid, lab in labels.items()}
 
 
 @dataclass(frozen=True)
@@ -164,6 +185,11 @@ def engagement_over_time(
     if frame.empty:
         return frame.assign(total=pd.Series(dtype="int64"))
     frame["day"] = pd.to_datetime(frame["day"])
+    if by == "post":  # stories by their first words, never by a bare id
+        ids = [int(i) for i in frame["series"].unique()]
+        bodies = s.execute(select(Post.id, Post.body).where(Post.id.in_(ids))).all()
+        labels = post_labels([(pid, body) for pid, body in bodies])
+        frame["series"] = frame["series"].map(lambda i: labels.get(int(i), f"Story {i}"))
     frame["series"] = frame["series"].astype(str)
     frame["total"] = frame.groupby("series")["engagement"].cumsum()
     return frame
@@ -192,63 +218,43 @@ def post_timeline(s: Session, post_id: int) -> pd.DataFrame:
     return pd.DataFrame(s.execute(stmt).all(), columns=list(stmt.selected_columns.keys()))
 
 
+PEOPLE_COLUMNS = ["platform", "handle", "followers_count", "kind", "via", "simulated"]
+
+
 @dataclass(frozen=True)
 class Spread:
     post_id: int
-    publishers: pd.DataFrame  # platform, handle, followers_count, kind
-    resharers: pd.DataFrame  # platform, handle, followers_count, kind (repost|quote)
-    potential_reach: int
+    publishers: pd.DataFrame  # PEOPLE_COLUMNS: the accounts that posted the story
+    resharers: pd.DataFrame  # PEOPLE_COLUMNS: each account that reposted or quoted it, once
+    reach: metrics.Reach
     method: str = REACH_METHOD
+
+    @property
+    def potential_reach(self) -> int:
+        return self.reach.reach
+
+
+def _people(accounts: tuple[metrics.ReachAccount, ...]) -> pd.DataFrame:
+    rows = [
+        (
+            a.platform,
+            a.handle,
+            a.followers,
+            a.kind,
+            "Amplify (advocate)" if a.via_amplify else ("advocate" if a.owner_id else "—"),
+            a.simulated,
+        )
+        for a in accounts
+    ]
+    frame = pd.DataFrame(rows, columns=PEOPLE_COLUMNS)
+    frame["followers_count"] = frame["followers_count"].astype("Int64")
+    return frame
 
 
 def spread(s: Session, post_id: int) -> Spread:
-    """Who carried one post, and its potential reach (each account counted once)."""
-    pub_stmt = (
-        select(
-            Account.platform,
-            Account.handle,
-            Account.remote_user_id,
-            Account.followers_count,
-            Delivery.kind,
-            Delivery.remote_url,
-        )
-        .join(Delivery, Delivery.account_id == Account.id)
-        .where(Delivery.post_id == post_id, Delivery.status == DeliveryStatus.PUBLISHED)
-    )
-    publishers = pd.DataFrame(
-        s.execute(pub_stmt).all(), columns=list(pub_stmt.selected_columns.keys())
-    )
-    sp_stmt = (
-        select(
-            Spreader.platform,
-            Spreader.handle,
-            Spreader.remote_user_id,
-            Spreader.followers_count,
-            Spreader.kind,
-        )
-        .join(Delivery, Delivery.id == Spreader.delivery_id)
-        .where(Delivery.post_id == post_id)
-    )
-    resharers = pd.DataFrame(
-        s.execute(sp_stmt).all(), columns=list(sp_stmt.selected_columns.keys())
-    )
-    reach = potential_reach(publishers, resharers)
-    return Spread(post_id, publishers, resharers, reach)
-
-
-def potential_reach(publishers: pd.DataFrame, resharers: pd.DataFrame) -> int:
-    """Sum of follower counts over the distinct accounts that published or reshared.
-
-    An account is identified by (platform, remote user id or handle); an advocate account
-    that both reposted through Amplify and shows up as a spreader counts once.
-    """
-    people: dict[tuple[str, str], int] = {}
-    for frame in (publishers, resharers):
-        for row in frame.itertuples(index=False):
-            ident = (str(row.platform), str(row.remote_user_id or row.handle))
-            followers = int(row.followers_count) if pd.notna(row.followers_count) else 0
-            people[ident] = max(people.get(ident, 0), followers)
-    return sum(people.values())
+    """Who carried one post, and its potential reach (``amplify.metrics.reaches``)."""
+    reach = metrics.potential_reach(s, post_id)
+    return Spread(post_id, _people(reach.publishers), _people(reach.resharers), reach)
 
 
 def _hour_bucket(s: Session) -> Any:
@@ -299,33 +305,49 @@ def volunteer_leaderboard(s: Session, period: Period, limit: int = 20) -> pd.Dat
     )
 
 
-def advocate_leaderboard(s: Session, period: Period, limit: int = 20) -> pd.DataFrame:
-    """Shares per advocate and the reach each share added (their followers, once per share)."""
-    shares = func.count(Delivery.id).label("shares")
+def _posts_in(s: Session, period: Period) -> list[int]:
+    """Stories with an original post published in the period."""
     stmt = (
-        select(User.name, shares, func.coalesce(func.sum(Account.followers_count), 0))
-        .join(Account, Account.owner_id == User.id)
-        .join(Delivery, Delivery.account_id == Account.id)
+        select(Delivery.post_id)
         .join(Post, Post.id == Delivery.post_id)
-        .where(_published_in(period), Delivery.kind == DeliveryKind.REPOST)
-        .group_by(User.id, User.name)
-        .order_by(shares.desc())
-        .limit(limit)
+        .where(_originals(period))
+        .distinct()
     )
-    return pd.DataFrame(s.execute(stmt).all(), columns=["advocate", "shares", "reach_added"])
+    return list(s.scalars(stmt))
+
+
+def advocate_leaderboard(s: Session, period: Period, limit: int = 20) -> pd.DataFrame:
+    """Stories each advocate reshared (through Amplify or with their own click) and the
+    reach that added: their followers, counted as in each story's potential reach."""
+    shares: dict[int, int] = {}
+    added: dict[int, int] = {}
+    for reach in metrics.reaches(s, _posts_in(s, period)).values():
+        for a in reach.resharers:
+            if a.owner_id is not None:
+                shares[a.owner_id] = shares.get(a.owner_id, 0) + 1
+                added[a.owner_id] = added.get(a.owner_id, 0) + (a.followers or 0)
+    names = dict(s.execute(select(User.id, User.name).where(User.id.in_(list(shares)))).all())
+    rows = sorted(
+        ((names.get(uid, f"Advocate {uid}"), shares[uid], added[uid]) for uid in shares),
+        key=lambda r: (-r[1], -r[2], r[0]),
+    )[:limit]
+    return pd.DataFrame(rows, columns=["advocate", "shares", "reach_added"])
 
 
 def top_posts(s: Session, period: Period, limit: int = 50) -> pd.DataFrame:
     """Posts in the period by engagement, for choosing one to look at closely."""
     engagement = func.coalesce(func.sum(Delivery.engagement), 0).label("engagement")
     stmt = (
-        select(Post.id, func.substr(Post.body, 1, 80), engagement, func.count(Delivery.id))
+        select(Post.id, func.substr(Post.body, 1, 200), engagement, func.count(Delivery.id))
         .join(Delivery, Delivery.post_id == Post.id)
         .where(_originals(period))
         .group_by(Post.id)
-        .order_by(engagement.desc())
+        .order_by(engagement.desc(), Post.id.desc())
         .limit(limit)
     )
+    rows = s.execute(stmt).all()
+    labels = post_labels([(r[0], r[1]) for r in rows])
     return pd.DataFrame(
-        s.execute(stmt).all(), columns=["post_id", "story", "engagement", "accounts"]
+        [(r[0], labels[r[0]], r[2], r[3]) for r in rows],
+        columns=["post_id", "story", "engagement", "accounts"],
     )

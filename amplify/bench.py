@@ -51,6 +51,7 @@ from amplify.models import (
     utcnow,
 )
 from connectors.base import (
+    MAX_SPREADERS_PER_SWEEP,
     Connector,
     ConnectorContext,
     Identity,
@@ -132,7 +133,12 @@ class StandInConnector:
             self.net.metrics_calls[name] = self.net.metrics_calls.get(name, 0) + 1
         return [Metrics(remote_id=t.remote_id, likes=1) for t in targets]
 
-    def fetch_spreaders(self, target: Receipt) -> list[SpreaderInfo]:
+    def fetch_spreaders(
+        self, target: Receipt, limit: int = MAX_SPREADERS_PER_SWEEP
+    ) -> list[SpreaderInfo]:
+        return []
+
+    def fetch_profiles(self, accounts: Sequence[Identity]) -> list[Identity]:
         return []
 
     def delete(self, target: Receipt) -> None:

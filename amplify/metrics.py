@@ -10,9 +10,12 @@ appended as a ``MetricSnapshot`` (never overwritten). When a delivery's reshares
 resharers are fetched and upserted as ``Spreader`` rows with their follower counts.
 
 Potential reach of a story = followers of the accounts that published it + followers of
-every account that reshared it, each account counted once, as last seen. It is an upper
-bound on the people who could have seen it, and it is never added up across stories
-(the same people follow several accounts and see several stories).
+every account that reshared it, each account counted once, at its latest reading (the
+sweep re-reads the follower counts of every account it reports on, publishers included).
+It is an upper bound on the people who could have seen it, and it is never added up
+across stories (the same people follow several accounts and see several stories).
+``reaches`` is the only implementation: the Reach page, ``amplify report reach`` and the
+leaderboards all read it.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from amplify import snapshots
 from amplify.config import get_settings
@@ -40,19 +44,30 @@ from amplify.models import (
     Spreader,
     utcnow,
 )
-from connectors.base import AuthError, Connector, ConnectorError, Metrics, Receipt, SpreaderInfo
+from connectors.base import (
+    MAX_SPREADERS_PER_SWEEP,
+    AuthError,
+    Connector,
+    ConnectorError,
+    Identity,
+    Metrics,
+    Receipt,
+    SpreaderInfo,
+)
 
 log = logging.getLogger(__name__)
 
 ConnectorFor = Callable[[Account], Connector]
 
-# The same words as amplify.analytics.REACH_METHOD (the dashboard's), kept here so the
-# worker and CLI need not import pandas.
+# Shown beside every potential-reach number (page, CLI report).
 REACH_METHOD = (
     "Potential reach = followers of the accounts that published the post + followers of each "
-    "account that reshared it, each account counted once, follower counts as last seen. "
-    "It is an upper bound on people who could have seen it, not a count of views, and it is "
-    "never added up across posts (the same people follow many accounts)."
+    "account that reshared it (reposts and quotes, whether through Amplify or by hand), each "
+    "account counted once, at its latest follower reading. It is an upper bound on the people "
+    "who could have seen the post, not a count of views, and it is never added up across "
+    "posts (the same people follow many accounts). When a platform counts more reshares than "
+    "it lists (past the per-sweep maximum, or accounts it hides), the rest show as "
+    '"and N more" and the number is partial. Sandbox numbers are simulated.'
 )
 
 
@@ -66,18 +81,10 @@ class SweepResult:
     missing: int = 0  # due, but the platform no longer has the record
     errors: list[str] = field(default_factory=list)
     calls_by_platform: dict[str, int] = field(default_factory=dict)
+    followers_refreshed: int = 0  # our accounts whose follower count was re-read
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class ReachResult:
-    reach: int
-    publishers: int  # accounts that published the story
-    spreaders: int  # distinct accounts that reshared it
-    method: str
-    unknown_followers: int = 0  # accounts counted as 0 because their count was never seen
 
 
 # --------------------------------------------------------------------------- schedule
@@ -171,6 +178,18 @@ class _Due:
     shared: int  # reposts + quotes at the last reading
 
 
+@dataclass
+class _Group:
+    """The due deliveries of one platform and server, and the accounts the sweep reports
+    on there (publishers, advocates' reshares, known resharers) whose followers it re-reads."""
+
+    platform: str
+    service_url: str
+    items: list[_Due]
+    readers: list[Account]
+    accounts: list[Identity] = field(default_factory=list)
+
+
 def sweep(
     factory: sessionmaker[Session],
     *,
@@ -179,12 +198,13 @@ def sweep(
     connector_for: ConnectorFor | None = None,
 ) -> SweepResult:
     """Take every due snapshot (every published delivery with ``force_all``) in the fewest
-    calls. Each batch is written in its own short transaction, so a failure part-way keeps
-    what was read, and nothing is held open during a platform call."""
+    calls, list new resharers, and re-read the follower counts of every account the sweep
+    reports on. Each batch is written in its own short transaction, so a failure part-way
+    keeps what was read, and nothing is held open during a platform call."""
     now = now or utcnow()
     build = connector_for or _default_connector_for
     result = SweepResult()
-    plan: list[tuple[str, list[_Due], list[Account]]] = []
+    plan: list[_Group] = []
     with factory() as s:
         due = _due(s, now, force_all)
         result.deliveries = len(due)
@@ -203,14 +223,45 @@ def sweep(
                 _Due(d.id, _receipt(d), int(d.reposts or 0) + int(d.quotes or 0))
                 for d in deliveries
             ]
-            plan.append((platform, items, readers))
+            group = _Group(platform, service_url, items, readers)
+            group.accounts = _reported_accounts(s, group, deliveries)
+            plan.append(group)
         # Keep the accounts as read (a rollback would expire them), then end the read
         # before any platform call.
         s.expunge_all()
         s.rollback()
-    for platform, items, readers in plan:
-        _sweep_group(factory, platform, items, readers, build, now, result)
+    for group in plan:
+        _sweep_group(factory, group, build, now, result)
     return result
+
+
+def _reported_accounts(s: Session, group: _Group, deliveries: list[Delivery]) -> list[Identity]:
+    """Everyone this group's stories are reported with: our accounts on this server that
+    published or reshared them, and the resharers already known. Ids are this server's."""
+    post_ids = {d.post_id for d in deliveries}
+    ours = s.scalars(
+        select(Account)
+        .join(Delivery, Delivery.account_id == Account.id)
+        .where(
+            Delivery.post_id.in_(post_ids),
+            Delivery.status == DeliveryStatus.PUBLISHED,
+            Account.platform == group.platform,
+            Account.service_url == group.service_url,
+        )
+        .distinct()
+    )
+    out: dict[str, Identity] = {}
+    for a in ours:
+        key = a.remote_user_id or normalised_handle(a.platform, a.handle, a.service_url)
+        out.setdefault(key, Identity(remote_user_id=a.remote_user_id or "", handle=a.handle))
+    known = s.execute(
+        select(Spreader.remote_user_id, Spreader.handle)
+        .where(Spreader.delivery_id.in_([d.id for d in deliveries]))
+        .distinct()
+    )
+    for remote_id, handle in known:
+        out.setdefault(remote_id, Identity(remote_user_id=remote_id, handle=handle))
+    return list(out.values())
 
 
 def _count_call(result: SweepResult, platform: str) -> None:
@@ -220,13 +271,12 @@ def _count_call(result: SweepResult, platform: str) -> None:
 
 def _sweep_group(
     factory: sessionmaker[Session],
-    platform: str,
-    items: list[_Due],
-    readers: list[Account],
+    group: _Group,
     build: ConnectorFor,
     now: datetime,
     result: SweepResult,
 ) -> None:
+    platform, readers = group.platform, group.readers
     reader_index = 0
     connector: Connector | None = None
 
@@ -243,9 +293,10 @@ def _sweep_group(
     connector = next_connector()
     if connector is None:
         return
+    fresh: set[str] = set()  # resharers read with their followers during this sweep
     size = max(1, connector.metrics_batch_size)
-    for start in range(0, len(items), size):
-        batch = items[start : start + size]
+    for start in range(0, len(group.items), size):
+        batch = group.items[start : start + size]
         receipts = [item.receipt for item in batch]
         readings: list[Metrics] | None = None
         while readings is None and connector is not None:
@@ -265,18 +316,98 @@ def _sweep_group(
         if readings is None:
             continue
         by_id = {m.remote_id: m for m in readings}
-        spread: dict[int, list[SpreaderInfo]] = {}
-        for item in batch:
-            m = by_id.get(item.receipt.remote_id)
-            if m is not None and m.reposts + m.quotes > item.shared:
-                result.spreader_calls += 1
-                try:
-                    spread[item.id] = connector.fetch_spreaders(item.receipt)
-                except ConnectorError as exc:
-                    result.errors.append(f"spreaders of delivery {item.id}: {exc}")
+        spread = _read_spreaders(connector, batch, by_id, result)
+        fresh.update(info.remote_user_id for infos in spread.values() for info in infos)
         with factory() as s:
             _store(s, batch, by_id, spread, now, result)
             s.commit()
+    _refresh_followers(factory, connector, group, fresh, now, result)
+
+
+def _read_spreaders(
+    connector: Connector,
+    batch: Sequence[_Due],
+    readings: dict[str, Metrics],
+    result: SweepResult,
+) -> dict[int, list[SpreaderInfo]]:
+    """Resharers of the deliveries whose reshares grew, up to the per-sweep maximum each."""
+    spread: dict[int, list[SpreaderInfo]] = {}
+    for item in batch:
+        m = readings.get(item.receipt.remote_id)
+        if m is not None and m.reposts + m.quotes > item.shared:
+            result.spreader_calls += 1
+            try:
+                spread[item.id] = connector.fetch_spreaders(
+                    item.receipt, limit=MAX_SPREADERS_PER_SWEEP
+                )
+            except ConnectorError as exc:
+                result.errors.append(f"spreaders of delivery {item.id}: {exc}")
+    return spread
+
+
+def _refresh_followers(
+    factory: sessionmaker[Session],
+    connector: Connector,
+    group: _Group,
+    fresh: set[str],
+    now: datetime,
+    result: SweepResult,
+) -> None:
+    """Re-read the follower counts of the accounts this group reports on (not those just
+    read with the resharers), so potential reach counts the latest reading, not the first."""
+    wanted = [a for a in group.accounts if not a.remote_user_id or a.remote_user_id not in fresh]
+    if not wanted:
+        return
+    try:
+        profiles = connector.fetch_profiles(wanted)
+    except ConnectorError as exc:
+        result.errors.append(f"{group.platform}: follower counts not refreshed: {exc}")
+        return
+    with factory() as s:
+        result.followers_refreshed += _store_profiles(s, group, profiles, now)
+        s.commit()
+
+
+def _store_profiles(s: Session, group: _Group, profiles: Sequence[Identity], now: datetime) -> int:
+    """Write fresh follower counts to our accounts and to the resharer rows of this server."""
+    counts = {p.remote_user_id: p.followers_count for p in profiles if p.remote_user_id}
+    if counts:
+        for sp in s.scalars(
+            select(Spreader).where(
+                Spreader.delivery_id.in_([i.id for i in group.items]),
+                Spreader.remote_user_id.in_(list(counts)),
+            )
+        ):
+            if counts[sp.remote_user_id] is not None:
+                sp.followers_count, sp.seen_at = counts[sp.remote_user_id], now
+    readings = [(p.remote_user_id, p.handle, p.followers_count) for p in profiles]
+    return _copy_to_our_accounts(s, group.platform, group.service_url, readings)
+
+
+def _copy_to_our_accounts(
+    s: Session,
+    platform: str,
+    service_url: str,
+    readings: Sequence[tuple[str | None, str, int | None]],
+) -> int:
+    """A fresh follower reading of one of our accounts, seen through this server, lands on
+    its Account row too (matched like potential reach matches: id, else handle)."""
+    wanted = {
+        key: count
+        for remote_id, handle, count in readings
+        if count is not None
+        for key in _keys(platform, handle, remote_id, service_url)
+    }
+    if not wanted:
+        return 0
+    changed = 0
+    for a in s.scalars(select(Account).where(Account.platform == platform)):
+        for key in _keys(a.platform, a.handle, a.remote_user_id, a.service_url):
+            if key in wanted:
+                a.followers_count = wanted[key]
+                changed += 1
+                break
+    return changed
 
 
 def _latest(s: Session, delivery_ids: Sequence[int]) -> dict[int, MetricSnapshot]:
@@ -318,7 +449,18 @@ def _store(
         result.snapshots += 1
         advance(d, now)
         if item.id in spread:
-            result.spreaders += upsert_spreaders(s, d, spread[item.id], now)
+            infos = spread[item.id]
+            result.spreaders += upsert_spreaders(s, d, infos, now)
+            # The platform's own count says how many it did not list (past the maximum, or
+            # hidden): "and N more", so the reach is shown as partial, not silently low.
+            listed = len({(i.remote_user_id, i.kind) for i in infos})
+            d.spreaders_unseen = max(0, m.reposts + m.quotes - listed)
+            _copy_to_our_accounts(
+                s,
+                d.account.platform,
+                d.account.service_url,
+                [(i.remote_user_id, i.handle, i.followers_count) for i in infos],
+            )
 
 
 def upsert_spreaders(
@@ -358,67 +500,259 @@ def upsert_spreaders(
 # --------------------------------------------------------------------------- reach
 
 
-def potential_reach(s: Session, post_id: int) -> ReachResult:
-    """Followers of the publishing accounts + of each resharer, each account once."""
+@dataclass(frozen=True)
+class ReachAccount:
+    """One account that carried a story: counted once, with its latest follower reading."""
+
+    platform: str
+    handle: str
+    followers: int | None  # None: never read (counted as 0, and said so)
+    role: str  # "publisher" (posted the story) | "resharer" (reposted or quoted it)
+    kind: str  # post | repost | quote
+    remote_user_id: str | None = None
+    owner_id: int | None = None  # the advocate, when the account is one of ours
+    via_amplify: bool = False  # reshared by Amplify for an opted-in advocate
+
+    @property
+    def simulated(self) -> bool:
+        return self.platform == SANDBOX
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Potential reach of one story, broken down. The one implementation every page,
+    report, leaderboard and notification uses (see ``REACH_METHOD``)."""
+
+    post_id: int
+    publishers: tuple[ReachAccount, ...]
+    resharers: tuple[ReachAccount, ...]
+    unseen: int = 0  # resharers the platforms count but did not list: "and N more"
+    method: str = REACH_METHOD
+
+    @property
+    def publishers_followers(self) -> int:
+        return sum(a.followers or 0 for a in self.publishers)
+
+    @property
+    def resharers_followers(self) -> int:
+        return sum(a.followers or 0 for a in self.resharers)
+
+    @property
+    def reach(self) -> int:
+        return self.publishers_followers + self.resharers_followers
+
+    @property
+    def unknown_followers(self) -> int:
+        return sum(1 for a in (*self.publishers, *self.resharers) if a.followers is None)
+
+    @property
+    def partial(self) -> bool:
+        """Some resharers could not be listed (or their followers read): an undercount."""
+        return self.unseen > 0 or self.unknown_followers > 0
+
+    @property
+    def simulated(self) -> bool:
+        """Any part of it comes from the sandbox's modelled numbers."""
+        return any(a.simulated for a in (*self.publishers, *self.resharers))
+
+
+SANDBOX = "sandbox"
+
+
+def normalised_handle(platform: str, handle: str, service_url: str = "") -> str:
+    """The handle as one account has it everywhere: lower case, no leading @; on Mastodon
+    with the instance's domain (``ann`` on mastodon.social is ``ann@mastodon.social``)."""
+    value = (handle or "").strip().lstrip("@").lower()
+    if platform == "mastodon" and "@" not in value:
+        host = urlsplit(service_url).hostname or ""
+        if host:
+            value = f"{value}@{host.lower()}"
+    return value
+
+
+def _id_key(platform: str, remote_id: str | None, service_url: str) -> tuple[str, ...] | None:
+    """Remote ids are the same account's only on the same platform (and, on Mastodon,
+    where ids are per server, the same server)."""
+    if not remote_id:
+        return None
+    scope = (urlsplit(service_url).hostname or "").lower() if platform == "mastodon" else ""
+    return ("id", platform, scope, remote_id)
+
+
+@dataclass
+class _Entry:
+    """A sighting of an account on one story, before identical accounts are merged."""
+
+    platform: str
+    handle: str
+    keys: list[tuple[str, ...]]
+    role: str
+    kind: str
+    account: Account | None = None  # ours
+    followers: int | None = None
+    seen_at: datetime | None = None
+    remote_user_id: str | None = None
+    via_amplify: bool = False
+
+
+def _keys(
+    platform: str, handle: str, remote_id: str | None, service_url: str
+) -> list[tuple[str, ...]]:
+    keys: list[tuple[str, ...]] = [
+        ("handle", platform, normalised_handle(platform, handle, service_url))
+    ]
+    id_key = _id_key(platform, remote_id, service_url)
+    if id_key:
+        keys.append(id_key)
+    return keys
+
+
+def _merge(entries: list[_Entry]) -> list[list[_Entry]]:
+    """Group sightings of the same account: the same platform and remote id, or the same
+    normalised handle (an untested account has no id; Mastodon ids differ per server)."""
+    parent = list(range(len(entries)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[tuple[str, ...], int] = {}
+    for i, entry in enumerate(entries):
+        for key in entry.keys:
+            if key in owner:
+                a, b = root(owner[key]), root(i)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+            else:
+                owner[key] = i
+    groups: dict[int, list[_Entry]] = defaultdict(list)
+    for i, entry in enumerate(entries):
+        groups[root(i)].append(entry)
+    return [groups[k] for k in sorted(groups)]
+
+
+def _latest_followers(group: list[_Entry]) -> int | None:
+    """Our own account's count (test and sweep keep it current, and the sweep copies every
+    newer reading of it there); else the newest reading seen among resharers."""
+    for e in group:
+        if e.account is not None and e.account.followers_count is not None:
+            return e.account.followers_count
+    seen = [e for e in group if e.followers is not None]
+    if not seen:
+        return None
+    return max(seen, key=lambda e: e.seen_at or datetime.min.replace(tzinfo=UTC)).followers
+
+
+def _reach_of(post_id: int, entries: list[_Entry], unseen: int) -> Reach:
+    publishers: list[ReachAccount] = []
+    resharers: list[ReachAccount] = []
+    for group in _merge(entries):
+        publisher = next((e for e in group if e.role == "publisher"), None)
+        first = publisher or next((e for e in group if e.account is not None), group[0])
+        ours = next((e.account for e in group if e.account is not None), None)
+        kinds = sorted({e.kind for e in group}, key=["post", "repost", "quote"].index)
+        item = ReachAccount(
+            platform=first.platform,
+            handle=ours.handle if ours is not None else first.handle,
+            followers=_latest_followers(group),
+            role="publisher" if publisher else "resharer",
+            kind=kinds[0],
+            remote_user_id=next((e.remote_user_id for e in group if e.remote_user_id), None),
+            owner_id=ours.owner_id if ours is not None else None,
+            via_amplify=any(e.via_amplify for e in group),
+        )
+        (publishers if publisher else resharers).append(item)
+    order = lambda a: (-(a.followers or 0), a.platform, a.handle.lower())  # noqa: E731
+    return Reach(
+        post_id=post_id,
+        publishers=tuple(sorted(publishers, key=order)),
+        resharers=tuple(sorted(resharers, key=order)),
+        unseen=unseen,
+    )
+
+
+def reaches(s: Session, post_ids: Sequence[int]) -> dict[int, Reach]:
+    """Potential reach of each story (one ``Reach`` per post id that has a published
+    delivery), in three queries whatever the number of stories."""
+    ids = list(dict.fromkeys(post_ids))
+    if not ids:
+        return {}
     published = list(
         s.scalars(
-            select(Delivery).where(
-                Delivery.post_id == post_id, Delivery.status == DeliveryStatus.PUBLISHED
-            )
+            select(Delivery)
+            .options(selectinload(Delivery.account))
+            .where(Delivery.post_id.in_(ids), Delivery.status == DeliveryStatus.PUBLISHED)
+            .order_by(Delivery.id)
         )
     )
-    counted: dict[tuple[str, str], int | None] = {}
-    publishers: set[tuple[str, str]] = set()
-    unknown = 0
-    for d in published:
-        if d.kind != DeliveryKind.POST:
-            continue
-        key = _account_key(d.account)
-        publishers.add(key)
-        counted[key] = d.account.followers_count
-    resharers: set[tuple[str, str]] = set()
-    # Advocates' reposts made through Amplify count as reshares even before a sweep sees them.
-    for d in published:
-        if d.kind == DeliveryKind.REPOST:
-            key = _account_key(d.account)
-            if key not in publishers:
-                resharers.add(key)
-                if counted.get(key) is None:
-                    counted[key] = d.account.followers_count
-    ids = [d.id for d in published]
-    if ids:
-        for sp in s.scalars(select(Spreader).where(Spreader.delivery_id.in_(ids))):
-            key = (sp.platform, sp.remote_user_id)
-            alt = (sp.platform, sp.handle.lower())
-            if key in publishers or alt in publishers:
-                continue
-            if alt in resharers:
-                key = alt
-            resharers.add(key)
-            seen = counted.get(key)
-            if sp.followers_count is not None and (seen is None or sp.followers_count > seen):
-                counted[key] = sp.followers_count
-            elif key not in counted:
-                counted[key] = None
-    reach = 0
-    for value in counted.values():
-        if value is None:
-            unknown += 1
-        else:
-            reach += value
-    return ReachResult(
-        reach=reach,
-        publishers=len(publishers),
-        spreaders=len(resharers),
-        method=REACH_METHOD,
-        unknown_followers=unknown,
+    by_delivery = {d.id: d for d in published}
+    spreaders = (
+        list(
+            s.scalars(
+                select(Spreader)
+                .where(Spreader.delivery_id.in_(list(by_delivery)))
+                .order_by(Spreader.id)
+            )
+        )
+        if by_delivery
+        else []
     )
+    ours = _our_accounts(s, {d.account.platform for d in published})
+    entries: dict[int, list[_Entry]] = defaultdict(list)
+    unseen: dict[int, int] = defaultdict(int)
+    for d in published:
+        a = d.account
+        publisher = d.kind == DeliveryKind.POST
+        entries[d.post_id].append(
+            _Entry(
+                platform=a.platform,
+                handle=a.handle,
+                keys=_keys(a.platform, a.handle, a.remote_user_id, a.service_url),
+                role="publisher" if publisher else "resharer",
+                kind="post" if publisher else "repost",
+                account=a,
+                remote_user_id=a.remote_user_id,
+                via_amplify=not publisher,
+            )
+        )
+        unseen[d.post_id] += int(d.spreaders_unseen or 0)
+    for sp in spreaders:
+        d = by_delivery[sp.delivery_id]
+        server = d.account.service_url
+        keys = _keys(sp.platform, sp.handle, sp.remote_user_id, server)
+        entries[d.post_id].append(
+            _Entry(
+                platform=sp.platform,
+                handle=sp.handle,
+                keys=keys,
+                role="resharer",
+                kind=sp.kind,
+                account=next((ours[k] for k in keys if k in ours), None),
+                followers=sp.followers_count,
+                seen_at=sp.seen_at,
+                remote_user_id=sp.remote_user_id,
+            )
+        )
+    return {pid: _reach_of(pid, entries[pid], unseen[pid]) for pid in ids if pid in entries}
 
 
-def _account_key(account: Account) -> tuple[str, str]:
-    if account.remote_user_id:
-        return (account.platform, account.remote_user_id)
-    return (account.platform, account.handle.lower())
+def _our_accounts(s: Session, platforms: set[str]) -> dict[tuple[str, ...], Account]:
+    """Our connected accounts by identity key, to recognise an advocate among resharers."""
+    if not platforms:
+        return {}
+    out: dict[tuple[str, ...], Account] = {}
+    for a in s.scalars(select(Account).where(Account.platform.in_(platforms))):
+        for key in _keys(a.platform, a.handle, a.remote_user_id, a.service_url):
+            out.setdefault(key, a)
+    return out
+
+
+def potential_reach(s: Session, post_id: int) -> Reach:
+    """Followers of the accounts that published the story + of each account that reshared
+    it, each account once, at its latest reading."""
+    return reaches(s, [post_id]).get(post_id) or Reach(post_id, (), ())
 
 
 # --------------------------------------------------------------------------- report
@@ -435,10 +769,12 @@ def reach_report(s: Session) -> list[dict[str, Any]]:
             .order_by(Delivery.post_id)
         )
     )
+    all_reach = reaches(s, post_ids)
     rows: list[dict[str, Any]] = []
     for post_id in post_ids:
         post = s.get(Post, post_id)
-        if post is None:
+        reach = all_reach.get(post_id)
+        if post is None or reach is None:
             continue
         deliveries = [d for d in post.deliveries if d.status == DeliveryStatus.PUBLISHED]
         latest = _latest(s, [d.id for d in deliveries])
@@ -459,20 +795,12 @@ def reach_report(s: Session) -> list[dict[str, Any]]:
                 "quotes": snap.quotes if snap else None,
                 "impressions": snap.impressions if snap else None,
                 "measured_at": snap.taken_at.isoformat() if snap else None,
-                "simulated": bool(snap.simulated) if snap else False,
+                "simulated": bool(snap.simulated) if snap else d.account.platform == SANDBOX,
             }
-            if snap:
+            if snap and d.kind == DeliveryKind.POST:
                 for k in totals:
                     totals[k] += int(getattr(snap, k))
             delivery_rows.append(row)
-        spreaders = list(
-            s.scalars(
-                select(Spreader)
-                .where(Spreader.delivery_id.in_([d.id for d in deliveries]))
-                .order_by(Spreader.followers_count.desc(), Spreader.handle)
-            )
-        )
-        reach = potential_reach(s, post_id)
         rows.append(
             {
                 "post_id": post.id,
@@ -481,19 +809,25 @@ def reach_report(s: Session) -> list[dict[str, Any]]:
                 "published_at": post.published_at.isoformat() if post.published_at else None,
                 "deliveries": len(delivery_rows),
                 **totals,
-                "resharers": reach.spreaders,
+                "publishers": len(reach.publishers),
+                "resharers": len(reach.resharers),
+                "resharers_unseen": reach.unseen,
+                "publishers_followers": reach.publishers_followers,
+                "resharers_followers": reach.resharers_followers,
                 "potential_reach": reach.reach,
+                "partial": reach.partial,
+                "simulated": reach.simulated,
                 "unknown_followers": reach.unknown_followers,
                 "reach_method": reach.method,
                 "delivery_details": delivery_rows,
                 "resharer_details": [
                     {
-                        "platform": sp.platform,
-                        "handle": sp.handle,
-                        "kind": sp.kind,
-                        "followers_count": sp.followers_count,
+                        "platform": a.platform,
+                        "handle": a.handle,
+                        "kind": a.kind,
+                        "followers_count": a.followers,
                     }
-                    for sp in spreaders
+                    for a in reach.resharers
                 ],
             }
         )

@@ -49,6 +49,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from amplify import textrules
 from connectors import linkcard
 from connectors.base import (
+    MAX_SPREADERS_PER_SWEEP,
     AuthError,
     ConnectorContext,
     ConnectorError,
@@ -75,7 +76,7 @@ MAX_IMAGE_BYTES = 1_000_000
 MAX_ALT_GRAPHEMES = 2000
 POST = "app.bsky.feed.post"
 REPOST = "app.bsky.feed.repost"
-_MAX_REPOSTER_PAGES = 20  # 100 per page: the first 2,000 reposters
+PROFILES_PAGE = 25  # actors per app.bsky.actor.getProfiles call
 _AUTH_ERRORS = frozenset(
     {"AuthenticationRequired", "ExpiredToken", "InvalidToken", "AuthMissing", "InvalidEmail"}
 )
@@ -656,38 +657,42 @@ class BlueskyConnector:
                 )
         return results
 
-    def fetch_spreaders(self, target: Receipt) -> list[SpreaderInfo]:
+    def fetch_spreaders(
+        self, target: Receipt, limit: int = MAX_SPREADERS_PER_SWEEP
+    ) -> list[SpreaderInfo]:
+        """Reposters, then quoters, 100 a page following ``cursor`` to the end or ``limit``,
+        then their follower counts (getProfiles, 25 a call)."""
         uri = target.uri or target.remote_id
         found: dict[str, tuple[Any, str]] = {}
         cursor: str | None = None
-        for _ in range(_MAX_REPOSTER_PAGES):
+        while len(found) < limit:
             page = self._call(
                 "read who reposted",
                 partial(_reposted_by, uri=uri, cursor=cursor),
             )
+            before = len(found)
             for profile in page.reposted_by:
                 found.setdefault(profile.did, (profile, "repost"))
             cursor = page.cursor
-            if not cursor or not page.reposted_by:
-                break
+            if not cursor or len(found) == before:
+                break  # the last page (or a server repeating itself)
         cursor = None
-        for _ in range(_MAX_REPOSTER_PAGES):
+        while len(found) < limit:
             quotes = self._call(
                 "read who quoted",
                 partial(_quotes, uri=uri, cursor=cursor),
             )
+            before = len(found)
             for view in quotes.posts:
                 found.setdefault(view.author.did, (view.author, "quote"))
             cursor = quotes.cursor
-            if not cursor or not quotes.posts:
+            if not cursor or len(found) == before:
                 break
-        followers: dict[str, int | None] = {}
-        dids = list(found)
-        for start in range(0, len(dids), 25):
-            chunk = dids[start : start + 25]
-            profiles = self._call("read follower counts", partial(_get_profiles, actors=chunk))
-            for profile in profiles.profiles:
-                followers[profile.did] = profile.followers_count
+        chosen = list(found.items())[:limit]
+        followers = {
+            p.remote_user_id: p.followers_count
+            for p in self.fetch_profiles([Identity(did, "") for did, _ in chosen])
+        }
         return [
             SpreaderInfo(
                 remote_user_id=did,
@@ -696,8 +701,24 @@ class BlueskyConnector:
                 followers_count=followers.get(did),
                 kind=kind,
             )
-            for did, (profile, kind) in found.items()
+            for did, (profile, kind) in chosen
         ]
+
+    def fetch_profiles(self, accounts: Sequence[Identity]) -> list[Identity]:
+        """Follower counts through getProfiles, 25 actors a call (a DID, or the handle of an
+        account whose DID is not known yet)."""
+        actors = list(dict.fromkeys(a.remote_user_id or a.handle.lstrip("@") for a in accounts))
+        out: list[Identity] = []
+        for start in range(0, len(actors), PROFILES_PAGE):
+            chunk = [a for a in actors[start : start + PROFILES_PAGE] if a]
+            if not chunk:
+                continue
+            profiles = self._call("read follower counts", partial(_get_profiles, actors=chunk))
+            out.extend(
+                Identity(p.did, p.handle, p.display_name or "", p.followers_count)
+                for p in profiles.profiles
+            )
+        return out
 
 
 def _now_iso() -> str:

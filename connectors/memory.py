@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from connectors.base import (
+    MAX_SPREADERS_PER_SWEEP,
     ConnectorContext,
     ConnectorError,
     Identity,
@@ -292,9 +293,26 @@ class MemoryConnector:
             self.network.metrics.get(t.remote_id, Metrics(remote_id=t.remote_id)) for t in targets
         ]
 
-    def fetch_spreaders(self, target: Receipt) -> list[SpreaderInfo]:
+    def fetch_spreaders(
+        self, target: Receipt, limit: int = MAX_SPREADERS_PER_SWEEP
+    ) -> list[SpreaderInfo]:
         self.network._enter(self.handle, "fetch_spreaders")
-        return list(self.network.spreaders.get(target.remote_id, []))
+        return list(self.network.spreaders.get(target.remote_id, []))[:limit]
+
+    def fetch_profiles(self, accounts: Sequence[Identity]) -> list[Identity]:
+        """Follower counts from ``network.followers`` (by handle, or by ``memory:<handle>``
+        ids), else the newest listing of that account among the spreaders."""
+        self.network._enter(self.handle, "fetch_profiles")
+        listed = {i.remote_user_id: i for infos in self.network.spreaders.values() for i in infos}
+        out: list[Identity] = []
+        for a in accounts:
+            handle = a.handle or a.remote_user_id.removeprefix("memory:")
+            count = self.network.followers.get(handle)
+            if count is None and a.remote_user_id in listed:
+                count = listed[a.remote_user_id].followers_count
+            if count is not None:
+                out.append(Identity(a.remote_user_id, a.handle, followers_count=count))
+        return out
 
     def delete(self, target: Receipt) -> None:
         self.network._enter(self.handle, "delete")

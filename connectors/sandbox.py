@@ -53,6 +53,7 @@ from sqlalchemy.pool import NullPool
 from amplify.db import database_url, session_scope
 from amplify.models import SandboxRecord, utcnow
 from connectors.base import (
+    MAX_SPREADERS_PER_SWEEP,
     AuthError,
     ConnectorContext,
     Identity,
@@ -71,6 +72,7 @@ DISPLAY_NAME = "Sandbox (practice network — nothing is really posted)"
 MAX_CHARS = 500
 POOL_SIZE = 200
 MAX_SPREADERS = 50
+POOL_ID_PREFIX = "sandbox-user-"
 
 
 # --------------------------------------------------------------------------- the model
@@ -103,7 +105,7 @@ def pool_account(n: int) -> SpreaderInfo:
     """Simulated account number ``n`` of the shared pool, with its fixed follower count."""
     v = random.Random(_seed(f"amplify-sandbox-user:{n}")).random()
     return SpreaderInfo(
-        remote_user_id=f"sandbox-user-{n:03d}",
+        remote_user_id=f"{POOL_ID_PREFIX}{n:03d}",
         handle=f"advocate-{n:03d}.sandbox",
         display_name=f"Practice advocate {n:03d} (simulated)",
         followers_count=math.floor(30 * math.exp(4 * v)),
@@ -338,9 +340,35 @@ class SandboxConnector:
             out.append(Metrics(remote_id=target.remote_id, simulated=True, **counts))
         return out
 
-    def fetch_spreaders(self, target: Receipt) -> list[SpreaderInfo]:
+    def fetch_spreaders(
+        self, target: Receipt, limit: int = MAX_SPREADERS_PER_SWEEP
+    ) -> list[SpreaderInfo]:
         (metrics,) = self.fetch_metrics([target])
-        return model_spreaders(self._record_id(target), metrics.reposts + metrics.quotes)
+        count = min(metrics.reposts + metrics.quotes, limit)
+        return model_spreaders(self._record_id(target), count)
+
+    def fetch_profiles(self, accounts: Sequence[Identity]) -> list[Identity]:
+        """Simulated follower counts: the pool's fixed ones, or a handle's stable one."""
+        self._check_handle()
+        out: list[Identity] = []
+        for a in accounts:
+            if a.remote_user_id.startswith(POOL_ID_PREFIX):
+                n = a.remote_user_id.removeprefix(POOL_ID_PREFIX)
+                if n.isdigit():
+                    pooled = pool_account(int(n))
+                    out.append(
+                        Identity(
+                            pooled.remote_user_id,
+                            pooled.handle,
+                            pooled.display_name,
+                            pooled.followers_count,
+                        )
+                    )
+                continue
+            out.append(
+                Identity(a.remote_user_id, a.handle, followers_count=handle_followers(a.handle))
+            )
+        return out
 
     def delete(self, target: Receipt) -> None:
         self._check_handle()

@@ -227,10 +227,151 @@ def test_it_counts_each_account_once_in_potential_reach(session: Session) -> Non
 
     result = metrics.potential_reach(session, post.id)
 
-    assert result.publishers == 2
-    assert result.spreaders == 4  # u1, u2 on X; u9 and the advocate on Bluesky
-    assert result.reach == 1000 + 500 + 70 + 120 + 3400 + 80
+    assert len(result.publishers) == 2  # the org's own account among resharers stays one
+    assert len(result.resharers) == 4  # u1, u2 on X; u9 and the advocate on Bluesky
+    assert result.publishers_followers == 1000 + 500
+    assert result.resharers_followers == 70 + 120 + 3400 + 80
+    assert result.reach == result.publishers_followers + result.resharers_followers
     assert "each account counted once" in result.method
+
+
+def test_it_counts_an_untested_advocate_once_at_the_count_seen_among_resharers(
+    session: Session,
+) -> None:
+    post = make_post(session)
+    org = make_account(session, platform="bluesky", followers_count=400, remote_user_id="did:o")
+    # Connected but never tested: no remote id, no follower count.
+    advocate = make_account(
+        session, platform="bluesky", handle="Ann.Example.Test", owner_id=post.author_id
+    )
+    original = make_delivery(session, post=post, account=org, status="published", remote_id="1")
+    make_delivery(
+        session,
+        post=post,
+        account=advocate,
+        kind=DeliveryKind.REPOST,
+        status="published",
+        source_id=original.id,
+    )
+    session.add(
+        Spreader(
+            delivery_id=original.id,
+            platform="bluesky",
+            remote_user_id="did:ann",
+            handle="@ann.example.test",
+            followers_count=19,
+        )
+    )
+    session.flush()
+
+    result = metrics.potential_reach(session, post.id)
+
+    [ann] = result.resharers
+    assert (ann.handle, ann.followers, ann.owner_id, ann.via_amplify) == (
+        "Ann.Example.Test",
+        19,
+        post.author_id,
+        True,
+    )
+    assert result.reach == 400 + 19
+    assert not result.partial
+
+
+def test_it_lists_advocates_reshares_under_reshared_by_not_as_publishers(
+    session: Session,
+) -> None:
+    post = make_post(session)
+    org = make_account(session, platform="bluesky", followers_count=300, remote_user_id="did:o")
+    original = make_delivery(session, post=post, account=org, status="published", remote_id="1")
+    for n in range(8):
+        advocate = make_account(
+            session,
+            platform="bluesky",
+            remote_user_id=f"did:adv{n}",
+            followers_count=10 + n,
+            owner_id=post.author_id,
+        )
+        make_delivery(
+            session,
+            post=post,
+            account=advocate,
+            kind=DeliveryKind.REPOST,
+            status="published",
+            source_id=original.id,
+        )
+        session.add(  # the platform lists the same reshare among the original's reposters
+            Spreader(
+                delivery_id=original.id,
+                platform="bluesky",
+                remote_user_id=f"did:adv{n}",
+                handle=advocate.handle,
+                followers_count=10 + n,
+            )
+        )
+    session.flush()
+
+    result = metrics.potential_reach(session, post.id)
+
+    assert [a.handle for a in result.publishers] == [org.handle]
+    assert len(result.resharers) == 8
+    assert result.reach == 300 + sum(10 + n for n in range(8))
+
+
+def test_it_counts_the_latest_follower_reading_of_resharers_and_publishers(
+    factory: sessionmaker[Session],
+) -> None:
+    landed = utcnow() - timedelta(minutes=20)
+    with factory() as s:
+        org = make_account(s, platform="x", handle="chapter", followers_count=250)
+        (d,) = _published(s, org, 1, at=landed)
+        s.commit()
+        post_id = d.post_id
+    rid = d.remote_id or ""
+    memory.NETWORK.set_metrics(rid, likes=5, reposts=1)
+    memory.NETWORK.spreaders[rid] = [SpreaderInfo("u1", "nurse_ann", followers_count=19)]
+    metrics.sweep(factory, connector_for=build)
+    with factory() as s:
+        assert metrics.potential_reach(s, post_id).reach == 250 + 19
+
+    # Followers change; the reshare count does not, so nobody is listed again, but the
+    # sweep re-reads the follower counts of everyone it reports on.
+    memory.NETWORK.followers.update({"nurse_ann": 13, "chapter": 262})
+    later = metrics.sweep(factory, force_all=True, connector_for=build)
+
+    assert later.spreader_calls == 0
+    assert memory.NETWORK.call_count("fetch_profiles") == 2
+    with factory() as s:
+        reach = metrics.potential_reach(s, post_id)
+        assert (reach.publishers_followers, reach.resharers_followers) == (262, 13)
+        account = s.get(Account, org.id)
+        assert account is not None and account.followers_count == 262
+
+
+def test_it_reads_at_most_the_maximum_of_resharers_and_counts_the_rest_as_more(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metrics, "MAX_SPREADERS_PER_SWEEP", 40)
+    landed = utcnow() - timedelta(minutes=20)
+    with factory() as s:
+        org = make_account(s, platform="x", followers_count=100)
+        (d,) = _published(s, org, 1, at=landed)
+        s.commit()
+        post_id = d.post_id
+    rid = d.remote_id or ""
+    memory.NETWORK.set_metrics(rid, reposts=55, quotes=5)
+    memory.NETWORK.spreaders[rid] = [
+        SpreaderInfo(f"u{n}", f"fan{n}", followers_count=2) for n in range(55)
+    ]
+
+    result = metrics.sweep(factory, connector_for=build)
+
+    assert result.spreaders == 40
+    with factory() as s:
+        delivery = s.get(Delivery, d.id)
+        assert delivery is not None and delivery.spreaders_unseen == 20
+        reach = metrics.potential_reach(s, post_id)
+    assert (len(reach.resharers), reach.unseen, reach.partial) == (40, 20, True)
+    assert reach.reach == 100 + 40 * 2
 
 
 def test_it_reports_reach_per_story_with_latest_counts(factory: sessionmaker[Session]) -> None:
@@ -253,6 +394,8 @@ def test_it_reports_reach_per_story_with_latest_counts(factory: sessionmaker[Ses
     row = by_post[a.post_id]
     assert row["likes"] == 6
     assert row["potential_reach"] == 290
+    assert (row["publishers_followers"], row["resharers_followers"]) == (250, 40)
+    assert (row["publishers"], row["resharers"], row["partial"]) == (1, 1, False)
     assert row["resharer_details"] == [
         {"platform": "x", "handle": "fan", "kind": "repost", "followers_count": 40}
     ]
