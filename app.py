@@ -18,7 +18,7 @@ if get_settings().embedded_worker:
 
 widgets.keep_typed_values()
 user = auth.gate()
-pages = nav.pages_for(user)
+pages = nav.pages_for(user, checklist=nav.checklist_wanted(user))
 page = st.navigation(pages)
 nav.open_wanted_page(pages)
 auth.sidebar(user)

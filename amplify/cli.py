@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import functools
 import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -418,7 +417,7 @@ def worker(
     from amplify import logs
     from amplify.worker import Worker
 
-    logs.configure(logging.INFO)
+    logs.configure()  # AMPLIFY_LOG_LEVEL
     runner = Worker(concurrency=concurrency)
     if once:
         typer.echo(json.dumps(drain(runner), indent=2, default=str))

@@ -28,6 +28,18 @@ class Settings(BaseSettings):
     metrics_schedule_minutes: list[int] = [15, 60, 180, 360, 1440, 4320, 10080, 43200]
     # Amplification waves: reposts are staggered at random across this window.
     amplify_window_minutes: tuple[int, int] = (15, 90)
+    # Amplify's own log level; libraries (the scheduler, HTTP clients) stay at WARNING.
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        name = value.strip().upper()
+        if name not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(
+                f"AMPLIFY_LOG_LEVEL={value!r} is not a log level; use DEBUG, INFO, WARNING or ERROR"
+            )
+        return name
 
     @field_validator("timezone")
     @classmethod

@@ -76,6 +76,7 @@ class _Claimed:
     platform: str
     kind: str
     amplify: bool = False
+    handle: str = ""  # the account's handle, for the one log line per publish
 
 
 _serialized_engines: set[int] = set()
@@ -386,13 +387,18 @@ class Worker:
         with self.factory() as s:
             rows = s.execute(
                 select(
-                    Delivery.id, Delivery.account_id, Account.platform, Delivery.kind, Post.amplify
+                    Delivery.id,
+                    Delivery.account_id,
+                    Account.platform,
+                    Delivery.kind,
+                    Post.amplify,
+                    Account.handle,
                 )
                 .join(Account, Delivery.account_id == Account.id)
                 .join(Post, Delivery.post_id == Post.id)
                 .where(Delivery.id.in_(ids))
             ).all()
-        found = {r[0]: _Claimed(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows}
+        found = {r[0]: _Claimed(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows}
         return [found[i] for i in ids if i in found]
 
     def _submit(self, fn: Callable[[_Claimed], str], item: _Claimed) -> None:
@@ -443,6 +449,15 @@ class Worker:
             )
             self._after_publish(item, str(outcome))
             self._act(f"delivery {item.id}: {outcome}")
+            # The one line per publish: which send, where, how it ended (never the text).
+            log.info(
+                "delivery %s (%s to %s %s): %s",
+                item.id,
+                item.kind,
+                item.platform,
+                item.handle,
+                outcome,
+            )
             return str(outcome)
         except Exception:
             log.exception("publishing delivery %s crashed; its lease will be reconciled", item.id)
@@ -528,6 +543,14 @@ class Worker:
                         connector_for=self.connector_for,
                     )
                     self._after_publish(item, str(outcome))
+                    log.info(
+                        "delivery %s (%s to %s %s) checked after a lost answer: %s",
+                        item.id,
+                        item.kind,
+                        item.platform,
+                        item.handle,
+                        outcome,
+                    )
                     return f"reconcile:{outcome}"
                 except Exception:
                     log.exception("reconciling delivery %s crashed", item.id)
@@ -652,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from amplify import logs
 
-    logs.configure(logging.INFO)
+    logs.configure()  # AMPLIFY_LOG_LEVEL
     worker = Worker(
         worker_id=args.worker_id, concurrency=args.concurrency, metrics_enabled=not args.no_metrics
     )

@@ -31,7 +31,18 @@ class PageSpec:
     url_path: str
 
 
+# Headings group pages by job; each heading holds only pages of that job, so no role sees a
+# heading over a lone page that does not belong under it (a volunteer's Reach sits under
+# "Results", not under "Review").
 PAGES: tuple[PageSpec, ...] = (
+    PageSpec(
+        "Get started",
+        "welcome.py",
+        "Get started",
+        ":material/checklist:",
+        Action.MANAGE_SETTINGS,
+        "get-started",
+    ),
     PageSpec(
         "Stories", "share.py", "Share a story", ":material/edit_note:", Action.CREATE_DRAFT, "share"
     ),
@@ -60,7 +71,7 @@ PAGES: tuple[PageSpec, ...] = (
         Action.RESCHEDULE,
         "calendar",
     ),
-    PageSpec("Review", "reach.py", "Reach", ":material/insights:", Action.VIEW_REACH, "reach"),
+    PageSpec("Results", "reach.py", "Reach", ":material/insights:", Action.VIEW_REACH, "reach"),
     PageSpec(
         "Team", "activity.py", "Activity", ":material/history:", Action.VIEW_ACTIVITY, "activity"
     ),
@@ -71,9 +82,26 @@ PAGES: tuple[PageSpec, ...] = (
         "Admin", "accounts.py", "Accounts", ":material/link:", Action.MANAGE_ACCOUNTS, "accounts"
     ),
     PageSpec(
+        "Admin",
+        "campaigns.py",
+        "Campaigns",
+        ":material/flag:",
+        Action.MANAGE_CAMPAIGNS,
+        "campaigns",
+    ),
+    PageSpec(
         "Admin", "team.py", "Team & settings", ":material/settings:", Action.MANAGE_USERS, "team"
     ),
+    # Everyone's own page (every role may create drafts: "anyone signed in").
+    PageSpec(
+        "You", "profile.py", "My account", ":material/account_circle:", Action.CREATE_DRAFT, "me"
+    ),
 )
+
+# Where each role lands: leads and admins on Review (their daily job), volunteers on Share.
+LANDING_LEAD = "review"
+LANDING_VOLUNTEER = "share"
+CHECKLIST_PAGE = "get-started"
 
 
 def available(spec: PageSpec) -> bool:
@@ -106,22 +134,63 @@ def open_wanted_page(groups: dict[str, list[st.Page]]) -> None:
                 st.switch_page(page)
 
 
-def pages_for(user: User) -> dict[str, list[st.Page]]:
+def landing_for(user: User, *, checklist: bool = False) -> str:
+    """The url path of the page a role opens on: the first-hour checklist for an admin who
+    has not hidden it, Review for leads and admins, Share for everyone else."""
+    if checklist and permissions.can(user, Action.MANAGE_SETTINGS):
+        return CHECKLIST_PAGE
+    if permissions.can(user, Action.APPROVE):
+        return LANDING_LEAD
+    return LANDING_VOLUNTEER
+
+
+def shown(user: User, spec: PageSpec, *, checklist: bool = False) -> bool:
+    """Whether the page is in this person's menu (the checklist only while it is wanted)."""
+    if spec.url_path == CHECKLIST_PAGE and not checklist:
+        return False
+    return permissions.can(user, spec.action)
+
+
+def menu_for(user: User, *, checklist: bool = False) -> dict[str, list[PageSpec]]:
+    """The menu this person sees: heading -> pages, in order (pure; what pages_for draws)."""
+    menu: dict[str, list[PageSpec]] = {}
+    for spec in PAGES:
+        if shown(user, spec, checklist=checklist):
+            menu.setdefault(spec.group, []).append(spec)
+    return menu
+
+
+def pages_for(user: User, *, checklist: bool = False) -> dict[str, list[st.Page]]:
     """st.navigation input: every page, hidden from the menu unless the role may use it."""
+    landing = landing_for(user, checklist=checklist)
     groups: dict[str, list[st.Page]] = {}
-    first = True
     for spec in PAGES:
         if not available(spec):
             continue
-        allowed = permissions.can(user, spec.action)
         page = st.Page(
             f"{PAGES_DIR}/{spec.file}",
             title=spec.title,
             icon=spec.icon,
             url_path=spec.url_path,
-            default=first,
-            visibility="visible" if allowed else "hidden",
+            default=spec.url_path == landing,
+            visibility="visible" if shown(user, spec, checklist=checklist) else "hidden",
         )
-        first = False
         groups.setdefault(spec.group, []).append(page)
     return groups
+
+
+def checklist_wanted(user: User) -> bool:
+    """Whether to show an admin the first-hour checklist (until they hide it)."""
+    if not permissions.can(user, Action.MANAGE_SETTINGS):
+        return False
+    from amplify import checklist
+    from amplify.ui import state
+
+    with state.db() as s:
+        return not checklist.is_dismissed(s)
+
+
+def page_file(url_path: str) -> str:
+    """The st.page_link target of a page, by its url path."""
+    spec = next(p for p in PAGES if p.url_path == url_path)
+    return f"{PAGES_DIR}/{spec.file}"
