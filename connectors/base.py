@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar, Protocol, runtime_checkable
 
+from amplify.media import problem as media_problem
+
 # --------------------------------------------------------------------------- time bound
 
 #: How far a platform's clock may run behind this machine's. ``not_before`` is the first
@@ -277,6 +279,8 @@ def image_problems(
             )
         if not os.path.isfile(item.path):
             problems.append(f"Image {number} ({name}) is missing on disk: attach it again")
+        elif (refused := media_problem(item.path)) is not None:  # by content, header only
+            problems.append(f"Image {number}: {refused}")
     return problems
 
 

@@ -324,7 +324,7 @@ class MastodonConnector:
             raise
         except MastodonError as exc:
             raise self._translate(exc, doing) from None
-        except (LookupError, TypeError, AttributeError, ValueError) as exc:
+        except (LookupError, TypeError, AttributeError, ValueError):
             # The answer was JSON, but not shaped as Mastodon documents (a missing or
             # mistyped field): report it, never the parser's own exception.
             raise unreadable_answer(f"Mastodon ({self.instance_host})", doing, _SHAPE) from None

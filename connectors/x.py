@@ -372,9 +372,11 @@ class XConnector:
 
     def _rate_limited(self, exc: tweepy.TooManyRequests) -> RateLimited:
         request = exc.response.request
-        posting = request is not None and request.method == "POST" and str(
-            request.url or ""
-        ).endswith("/2/tweets")
+        posting = (
+            request is not None
+            and request.method == "POST"
+            and str(request.url or "").endswith("/2/tweets")
+        )
         readings = limits_from_headers(exc.response.headers, "post" if posting else "read")
         retry_at = retry_at_of(readings)
         if retry_at is None and exc.reset_time:
@@ -385,9 +387,7 @@ class XConnector:
             cap = max(daily, key=lambda r: r.reset_at or datetime.min.replace(tzinfo=UTC))
             who = "for this account" if cap.scope == "account" else "for your X app"
             count = f"{cap.limit:,} posts" if cap.limit is not None else "a limited number of posts"
-            message = (
-                f"X allows {count} a day {who} on your plan; the next goes out at {when}"
-            )
+            message = f"X allows {count} a day {who} on your plan; the next goes out at {when}"
         else:
             message = f"X rate limit reached for @{self.handle}; the next try is at {when}"
         return RateLimited(message, retry_at=retry_at, limits=readings)
@@ -405,7 +405,7 @@ class XConnector:
             raise
         except (tweepy.TweepyException, requests.RequestException, ValueError) as exc:
             raise self._translate(exc, doing) from None
-        except (LookupError, TypeError, AttributeError) as exc:
+        except (LookupError, TypeError, AttributeError):
             # JSON, but not shaped as X documents (a missing or mistyped field).
             host = urlsplit(self.base_url).netloc or self.base_url
             raise unreadable_answer(f"X ({host})", doing, _SHAPE) from None
@@ -498,8 +498,8 @@ class XConnector:
                     if found is None:
                         raise PermanentError(
                             f"X refused part {index + 1} for @{self.handle} as a duplicate "
-                            "of an earlier post that is not among the account's recent "
-                            "posts: change the wording and approve it again"
+                            "of a post the account made before this story was sent: "
+                            "change the wording and approve it again"
                         ) from exc
                     receipt = found
                 else:

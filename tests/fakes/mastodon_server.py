@@ -6,10 +6,12 @@ so mastodon-py runs unmodified against it:
 - ``POST /api/v1/statuses`` (form or JSON; ``Idempotency-Key`` honoured per account for
   one hour of the server's clock: the same key returns the same status),
   ``GET``/``DELETE /api/v1/statuses/:id``, ``GET /api/v1/statuses?id[]=`` (4.3+),
-  ``POST /api/v1/statuses/:id/reblog``, ``GET /api/v1/statuses/:id/reblogged_by``
+  ``POST /api/v1/statuses/:id/reblog``, ``GET /api/v1/statuses/:id/reblogged_by`` (40 a
+  page, ``limit`` up to 80, ``Link`` header with ``max_id``)
 - ``POST /api/v2/media`` (multipart, ``description``; 200, or 202 while "processing"),
   ``GET /api/v1/media/:id``
-- ``GET /api/v1/accounts/verify_credentials``, ``GET /api/v1/accounts/:id/statuses``
+- ``GET /api/v1/accounts/verify_credentials``, ``GET /api/v1/accounts/:id/statuses``,
+  ``GET /api/v1/accounts?id[]=`` (4.3+), ``/api/v1/accounts/:id``, ``/api/v1/accounts/lookup``
 - ``GET /api/v2/instance``, ``GET /api/v1/instance``
 
 Every answer carries ``X-RateLimit-Limit/Remaining/Reset`` (ISO 8601, as Mastodon sends).
@@ -436,6 +438,8 @@ class FakeMastodonServer:
             return 200, data, {}
         if route == "api/v1/accounts" and len(parts) == 5 and parts[4] == "statuses":
             return self._account_statuses(parts[3], query)
+        if route == "api/v1/accounts" and method == "GET" and len(parts) <= 4:
+            return self._accounts(parts, query)
         if route == "api/v1/statuses":
             if len(parts) == 3 and method == "POST":
                 return self._post_status(me, form, headers)
@@ -459,12 +463,7 @@ class FakeMastodonServer:
             if len(parts) == 5 and parts[4] == "reblog" and method == "POST":
                 return self._reblog(me, status)
             if len(parts) == 5 and parts[4] == "reblogged_by" and method == "GET":
-                accounts = [
-                    self._account_json(self.accounts[r.account_id])
-                    for r in self.statuses.values()
-                    if r.reblog_of == sid
-                ]
-                return 200, accounts, {}
+                return self._reblogged_by(path, sid, query)
         if path == "/api/v2/media" and method == "POST":
             return self._post_media(form)
         if route == "api/v1/media" and len(parts) == 4 and method == "GET":
@@ -536,6 +535,51 @@ class FakeMastodonServer:
         reblog = FakeStatus(str(next(self._ids)), me.id, "", self.now(), reblog_of=status.id)
         self.statuses[reblog.id] = reblog
         return 200, self._status_json(reblog), {}
+
+    def _reblogged_by(
+        self, path: str, sid: str, query: dict[str, list[str]]
+    ) -> tuple[int, Any, dict[str, str]]:
+        """Newest reblog first, 40 a page by default and 80 at most, paged by the reblogs'
+        own ids with a ``Link`` header, as Mastodon does."""
+        limit = min(int((query.get("limit") or ["40"])[0]), 80)
+        max_id = (query.get("max_id") or [None])[0]
+        reblogs = sorted(
+            (r for r in self.statuses.values() if r.reblog_of == sid),
+            key=lambda r: int(r.id),
+            reverse=True,
+        )
+        if max_id is not None:
+            reblogs = [r for r in reblogs if int(r.id) < int(max_id)]
+        page = reblogs[:limit]
+        headers: dict[str, str] = {}
+        if page:
+            links = []
+            if len(reblogs) > limit:
+                links.append(f'<{self.url}{path}?max_id={page[-1].id}>; rel="next"')
+            links.append(f'<{self.url}{path}?since_id={page[0].id}>; rel="prev"')
+            headers["Link"] = ", ".join(links)
+        return 200, [self._account_json(self.accounts[r.account_id]) for r in page], headers
+
+    def _accounts(
+        self, parts: list[str], query: dict[str, list[str]]
+    ) -> tuple[int, Any, dict[str, str]]:
+        """``GET /api/v1/accounts?id[]=`` (4.3+), ``/accounts/:id``, ``/accounts/lookup``."""
+        if len(parts) == 3:
+            found_all = [self.accounts[i] for i in query.get("id[]", []) if i in self.accounts]
+            return 200, [self._account_json(a) for a in found_all], {}
+        if parts[3] == "lookup":
+            acct = (query.get("acct") or [""])[0].lstrip("@").split("@")[0]
+            found = next((a for a in self.accounts.values() if a.username == acct), None)
+        else:
+            found = self.accounts.get(parts[3])
+        if found is None:
+            return 404, {"error": "Record not found"}, {}
+        return 200, self._account_json(found), {}
+
+    def reblog_as(self, username: str, status_id: str) -> None:
+        """``username`` reblogs a status (set-up for tests, without an HTTP round trip)."""
+        with self._lock:
+            self._reblog(self.account(username), self.statuses[status_id])
 
     def _account_statuses(
         self, account_id: str, query: dict[str, list[str]]

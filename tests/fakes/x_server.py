@@ -111,6 +111,8 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/2/tweets$"), "POST /2/tweets"),
     ("DELETE", re.compile(r"^/2/tweets/(\d+)$"), "DELETE /2/tweets/:id"),
     ("GET", re.compile(r"^/2/users/me$"), "GET /2/users/me"),
+    ("GET", re.compile(r"^/2/users$"), "GET /2/users"),
+    ("GET", re.compile(r"^/2/users/by$"), "GET /2/users/by"),
     ("GET", re.compile(r"^/2/users/(\d+)/tweets$"), "GET /2/users/:id/tweets"),
     ("GET", re.compile(r"^/2/tweets$"), "GET /2/tweets"),
     ("GET", re.compile(r"^/2/tweets/(\d+)/retweeted_by$"), "GET /2/tweets/:id/retweeted_by"),
@@ -613,9 +615,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "x-rate-limit-reset": str(reset),
             }
             if fault.daily is not None:
-                cap = (
-                    self.fake.user_day_limit if fault.daily == "user" else self.fake.app_day_limit
-                )
+                cap = self.fake.user_day_limit if fault.daily == "user" else self.fake.app_day_limit
                 prefix = "x-user-limit-24hour" if fault.daily == "user" else "x-app-limit-24hour"
                 limit_headers |= {
                     f"{prefix}-limit": str(cap or 17),
@@ -841,6 +841,8 @@ class _Handler(BaseHTTPRequestHandler):
             "POST /2/tweets": self._create_tweet,
             "DELETE /2/tweets/:id": self._delete_tweet,
             "GET /2/users/me": self._me,
+            "GET /2/users": self._users_by_id,
+            "GET /2/users/by": self._users_by_name,
             "GET /2/users/:id/tweets": self._user_tweets,
             "GET /2/tweets": self._lookup,
             "GET /2/tweets/:id/retweeted_by": self._retweeted_by,
@@ -938,6 +940,42 @@ class _Handler(BaseHTTPRequestHandler):
         state.texts.discard((user.id, post["text"]))
         state.deleted.add(tweet_id)
         return 200, {"data": {"deleted": True}}
+
+    def _users_by_id(self, user: FakeUser, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """``GET /2/users?ids=`` (1 to 100 ids); unknown ids come back as errors."""
+        users = self.fake.state.users
+        return self._user_lookup(query, "ids", lambda v: users.get(v))
+
+    def _users_by_name(self, user: FakeUser, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """``GET /2/users/by?usernames=`` (1 to 100 usernames, case-insensitive)."""
+        by_name = {u.username.lower(): u for u in self.fake.state.users.values()}
+        return self._user_lookup(query, "usernames", lambda v: by_name.get(v.lower()))
+
+    def _user_lookup(
+        self, query: dict[str, str], name: str, find: Callable[[str], FakeUser | None]
+    ) -> tuple[int, Any]:
+        values = [v for v in query.get(name, "").split(",") if v]
+        if not 1 <= len(values) <= 100:
+            raise invalid_request(
+                name,
+                query.get(name, ""),
+                f"The number of values in the `{name}` query parameter list [{len(values)}] "
+                "is not between 1 and 100",
+            )
+        fields = self._fields(query, "user.fields")
+        data, errors = [], []
+        for value in values:
+            found = find(value)
+            if found is None:
+                errors.append(not_found("user", name, value))
+            else:
+                data.append(self._render_user(found, fields))
+        out: dict[str, Any] = {}
+        if data:
+            out["data"] = data
+        if errors:
+            out["errors"] = errors
+        return 200, out
 
     def _render_user(self, user: FakeUser, fields: set[str]) -> dict[str, Any]:
         out: dict[str, Any] = {"id": user.id, "name": user.name, "username": user.username}

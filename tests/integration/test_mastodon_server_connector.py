@@ -354,3 +354,169 @@ def test_it_works_with_added_latency() -> None:
     with FakeMastodonServer(latency=0.05) as srv:
         connector = connect(srv)
         assert connector.publish(post("slow but fine"))[0].remote_id
+
+
+# --------------------------------------------------------------------------- time bound
+
+REMINDER = "Tomorrow is advocacy day at the Capitol — join us!"
+THREAD = (f"{REMINDER} 1/2", "Bring a friend and water 2/2")
+
+
+def _bounded(*parts: str, key: str = "delivery-bounded", **kw: object) -> OutgoingPost:
+    """A post first claimed now: nothing older than five minutes ago can be it."""
+    not_before = datetime.now(UTC) - timedelta(minutes=5)
+    return OutgoingPost(parts=parts, idempotency_key=key, not_before=not_before, **kw)  # type: ignore[arg-type]
+
+
+def _last_week(server: FakeMastodonServer, *parts: str) -> list[str]:
+    """The same words posted a week ago (as a thread when several parts); their ids."""
+    week_ago = datetime.now(UTC) - timedelta(days=7)
+    ids: list[str] = []
+    for part in parts:
+        status = server.add_status(
+            "amplify", part, created_at=week_ago, in_reply_to_id=ids[-1] if ids else None
+        )
+        ids.append(status.id)
+    return ids
+
+
+def test_it_ignores_last_weeks_status_with_the_same_words_when_nothing_landed(
+    server: FakeMastodonServer, connector: MastodonConnector
+) -> None:
+    (old,) = _last_week(server, REMINDER)
+    server.inject(method="POST", path="/api/v1/statuses", reset=True)
+    with pytest.raises(TransientError):
+        connector.publish(_bounded(REMINDER))  # never reached the server
+    assert connector.find_published(_bounded(REMINDER)) is None
+    (receipt,) = connector.publish(_bounded(REMINDER))
+    assert [s.id for s in server.posts_of("amplify")] == [old, receipt.remote_id]
+    assert server.statuses[old].text == REMINDER  # untouched
+
+
+def test_it_finds_the_status_that_landed_this_time_not_last_weeks(
+    server: FakeMastodonServer, connector: MastodonConnector
+) -> None:
+    (old,) = _last_week(server, REMINDER)
+    server.inject(method="POST", path="/api/v1/statuses", reset_after=True)
+    with pytest.raises(TransientError):
+        connector.publish(_bounded(REMINDER))  # accepted; the answer was lost
+    server.advance(2 * 3600)  # the Idempotency-Key is forgotten
+    found = connector.find_published(_bounded(REMINDER))
+    new = [s.id for s in server.posts_of("amplify") if s.id != old]
+    assert found is not None and [r.remote_id for r in found] == new
+    assert len(server.posts_of("amplify")) == 2
+
+
+def test_it_ignores_last_weeks_thread_and_finds_only_the_part_that_landed(
+    server: FakeMastodonServer, connector: MastodonConnector
+) -> None:
+    old = _last_week(server, *THREAD)
+    server.inject(method="POST", path="/api/v1/statuses", reset_after=True)
+    with pytest.raises(TransientError):
+        connector.publish(_bounded(*THREAD))  # part 1 accepted, its answer lost
+    server.advance(2 * 3600)
+    found = connector.find_published(_bounded(*THREAD))
+    assert found is not None and len(found) == 1  # not last week's part 2
+    assert found[0].remote_id not in old
+    receipts = connector.publish(
+        OutgoingPost(THREAD, "delivery-bounded", landed=tuple(found), not_before=datetime.now(UTC))
+    )
+    assert server.statuses[receipts[1].remote_id].in_reply_to_id == found[0].remote_id
+    assert len(server.posts_of("amplify")) == 4  # last week's two, this week's two
+
+
+def test_it_ignores_last_weeks_thread_when_no_part_landed(
+    server: FakeMastodonServer, connector: MastodonConnector
+) -> None:
+    _last_week(server, *THREAD)
+    assert connector.find_published(_bounded(*THREAD)) is None
+
+
+def test_it_still_finds_a_landed_status_with_no_time_bound(
+    server: FakeMastodonServer, connector: MastodonConnector
+) -> None:
+    """Deliveries claimed before the bound existed have no first claim: text alone decides."""
+    (old,) = _last_week(server, REMINDER)
+    found = connector.find_published(post(REMINDER))
+    assert found is not None and found[0].remote_id == old
+
+
+def test_a_crash_before_mastodon_accepted_sends_the_post_once_despite_last_weeks(
+    server: FakeMastodonServer, sqlite_url: str
+) -> None:
+    from amplify import publisher, queue
+    from amplify.db import session_factory
+    from amplify.models import Delivery, DeliveryStatus, utcnow
+    from tests.factories import make_account, make_delivery
+
+    (old,) = _last_week(server, REMINDER)
+    factory = session_factory(sqlite_url)
+    with factory() as s:
+        account = make_account(
+            s,
+            platform="mastodon",
+            handle="amplify",
+            service_url=server.url,
+            credentials={"access_token": TOKEN},
+        )
+        did = make_delivery(s, account=account, texts=[REMINDER], next_attempt_at=utcnow()).id
+        s.commit()
+    assert queue.claim_due(factory, "w1", limit=1) == [did]  # ... and the worker dies
+    later = utcnow() + timedelta(hours=1)
+    with factory() as s:
+        queue.expire_leases(s, now=later)
+        s.commit()
+    queue.claim_reconcile(factory, "w2", limit=1, now=later)
+    assert publisher.reconcile_one(factory, did, "w2") == "requeued"  # last week's is not it
+    assert queue.claim_due(factory, "w2", limit=1) == [did]
+    assert publisher.publish_one(factory, did, "w2") == "published"
+    statuses = server.posts_of("amplify")
+    assert [s.text for s in statuses] == [REMINDER, REMINDER]
+    with factory() as s:
+        delivery = s.get(Delivery, did)
+        assert delivery is not None and delivery.status == DeliveryStatus.PUBLISHED
+        assert delivery.remote_id == statuses[1].id != old
+
+
+def test_a_crash_after_mastodon_accepted_records_this_weeks_status(
+    server: FakeMastodonServer, sqlite_url: str
+) -> None:
+    from amplify import publisher, queue
+    from amplify.db import session_factory
+    from amplify.models import Delivery, DeliveryStatus, utcnow
+    from tests.factories import make_account, make_delivery
+
+    (old,) = _last_week(server, REMINDER)
+    factory = session_factory(sqlite_url)
+    with factory() as s:
+        account = make_account(
+            s,
+            platform="mastodon",
+            handle="amplify",
+            service_url=server.url,
+            credentials={"access_token": TOKEN},
+        )
+        did = make_delivery(s, account=account, texts=[REMINDER], next_attempt_at=utcnow()).id
+        s.commit()
+    assert queue.claim_due(factory, "w1", limit=1) == [did]
+    server.inject(method="POST", path="/api/v1/statuses", reset_after=True)
+    with factory() as s:  # the worker sends, Mastodon accepts, the worker dies
+        delivery = s.get(Delivery, did)
+        assert delivery is not None
+        with pytest.raises(TransientError):
+            publisher._default_connector_for(delivery.account).publish(
+                publisher.outgoing_for(delivery)
+            )
+    server.advance(2 * 3600)  # the Idempotency-Key is forgotten: only the text can tell
+    later = utcnow() + timedelta(hours=2)
+    with factory() as s:
+        queue.expire_leases(s, now=later)
+        s.commit()
+    queue.claim_reconcile(factory, "w2", limit=1, now=later)
+    assert publisher.reconcile_one(factory, did, "w2") == "published"
+    statuses = server.posts_of("amplify")
+    assert len(statuses) == 2
+    with factory() as s:
+        delivery = s.get(Delivery, did)
+        assert delivery is not None and delivery.status == DeliveryStatus.PUBLISHED
+        assert delivery.remote_id == statuses[1].id != old

@@ -9,7 +9,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -286,3 +286,247 @@ def test_it_counts_concurrent_posts_from_many_threads_exactly(server: XFakeServe
     assert len({p["id"] for p in server.posts}) == 20
     assert server.stats()["posts_created"] == 20
     assert server.calls["POST /2/tweets"] == 20
+
+
+# --------------------------------------------------------------------------- time bound
+
+REMINDER = "Tomorrow is advocacy day at the Capitol - join us!"
+PAIR = (f"{REMINDER} 1/2", "Bring a friend and water 2/2")
+
+
+def bounded(*parts: str, landed: tuple[Receipt, ...] = ()) -> OutgoingPost:
+    """A post first claimed now: nothing X dated before five minutes ago can be it."""
+    not_before = datetime.now(UTC) - timedelta(minutes=5)
+    return OutgoingPost(parts=parts, idempotency_key="key", landed=landed, not_before=not_before)
+
+
+def posted_before(server: XFakeServer, *parts: str, ago: timedelta) -> list[str]:
+    """The same words posted ``ago`` (a reply chain when several parts); their ids."""
+    ids: list[str] = []
+    for part in parts:
+        ids.append(
+            server.add_post(
+                "amplify_org",
+                part,
+                created_at=datetime.now(UTC) - ago,
+                in_reply_to=ids[-1] if ids else None,
+            )
+        )
+    return ids
+
+
+def test_it_ignores_last_weeks_post_with_the_same_words_when_nothing_landed(
+    server: XFakeServer,
+) -> None:
+    (old,) = posted_before(server, REMINDER, ago=timedelta(days=7))
+    connector = connect(server)
+    server.inject("reset", endpoint="POST /2/tweets")
+    with pytest.raises(TransientError):
+        connector.publish(bounded(REMINDER))  # never reached X
+    assert connector.find_published(bounded(REMINDER)) is None
+    (receipt,) = connector.publish(bounded(REMINDER))
+    assert [p["id"] for p in server.posts] == [old, receipt.remote_id]
+    assert server.posts[0]["text"] == REMINDER  # untouched
+
+
+def test_it_finds_the_post_that_landed_this_time_not_last_weeks(server: XFakeServer) -> None:
+    (old,) = posted_before(server, REMINDER, ago=timedelta(days=7))
+    connector = connect(server)
+    server.inject("hang", endpoint="POST /2/tweets", after=True)
+    with pytest.raises(TransientError, match="did not answer"):
+        connector.publish(bounded(REMINDER))  # accepted; the answer never came
+    found = connector.find_published(bounded(REMINDER))
+    assert found is not None and [r.remote_id for r in found] == [server.posts[1]["id"]]
+    assert found[0].remote_id != old
+    assert server.stats()["posts_created"] == 1
+
+
+def test_it_ignores_last_weeks_thread_and_continues_this_one_after_its_landed_part(
+    server: XFakeServer,
+) -> None:
+    old = posted_before(server, *PAIR, ago=timedelta(days=7))
+    connector = connect(server)
+    assert connector.find_published(bounded(*PAIR)) is None
+    server.inject("reset", endpoint="POST /2/tweets", after=True)
+    with pytest.raises(TransientError):
+        connector.publish(bounded(*PAIR))  # part 1 accepted, its answer lost
+    found = connector.find_published(bounded(*PAIR))
+    assert found is not None and len(found) == 1 and found[0].remote_id not in old
+    receipts = connector.publish(bounded(*PAIR, landed=tuple(found)))
+    new = [p for p in server.posts if p["id"] not in old]
+    assert [p["id"] for p in new] == [r.remote_id for r in receipts]
+    assert new[1]["in_reply_to"] == new[0]["id"]
+    assert server.stats()["posts_created"] == 2
+
+
+def test_it_never_takes_an_earlier_post_for_this_one_when_x_calls_it_a_duplicate(
+    server: XFakeServer,
+) -> None:
+    """X refuses the same words within its duplicate window; the post from two hours ago
+    is older than the first claim, so it is not this delivery's receipt."""
+    posted_before(server, REMINDER, ago=timedelta(hours=2))
+    with pytest.raises(PermanentError, match="before this story was sent"):
+        connect(server).publish(bounded(REMINDER))
+    assert server.stats()["posts_created"] == 0
+
+
+def test_it_asks_x_only_for_posts_since_the_first_claim(server: XFakeServer) -> None:
+    posted_before(server, *(f"older post {n}" for n in range(3)), ago=timedelta(days=2))
+    connector = connect(server)
+    connector.publish(bounded("fresh"))
+    assert connector._timeline(bounded("fresh"))[-1].text == "fresh"
+    assert len(connector._timeline(bounded("fresh"))) == 1
+
+
+# --------------------------------------------------------------------------- daily caps
+
+
+def test_it_waits_for_the_24_hour_reset_when_the_user_cap_is_used_up(server: XFakeServer) -> None:
+    server.inject(
+        "rate_limit",
+        endpoint="POST /2/tweets",
+        reset_in=600,
+        daily="user",
+        daily_reset_in=20 * 3600,
+    )
+    with pytest.raises(RateLimited) as info:
+        connect(server).publish(thread("hello"))
+    assert info.value.retry_at is not None
+    wait = (info.value.retry_at - datetime.now(UTC)).total_seconds()
+    assert 20 * 3600 - 10 <= wait <= 20 * 3600 + 1  # the day's reset, not the 15 minutes
+    assert "X allows 17 posts a day for this account on your plan" in str(info.value)
+    assert "the next goes out at" in str(info.value)
+    daily = [r for r in info.value.limits if r.window == timedelta(hours=24)]
+    assert [(r.scope, r.remaining, r.limit) for r in daily] == [("account", 0, 17)]
+
+
+def test_it_waits_for_the_app_cap_reset_and_says_it_is_the_apps(server: XFakeServer) -> None:
+    server.inject("rate_limit", endpoint="POST /2/tweets", daily="app", daily_reset_in=5 * 3600)
+    with pytest.raises(RateLimited, match="a day for your X app") as info:
+        connect(server).publish(thread("hello"))
+    assert info.value.retry_at is not None
+    assert (info.value.retry_at - datetime.now(UTC)) > timedelta(hours=4)
+
+
+def test_it_reports_the_daily_caps_x_counts_on_every_post() -> None:
+    with XFakeServer(user_day_limit=2, app_day_limit=1667) as server:
+        server.add_user("amplify_org", token=CREDS["access_token"])
+        connector = connect(server)
+        connector.publish(thread("one"))
+        seen = {(r.scope, r.window): r for r in connector.limits_seen}
+        assert seen["account", timedelta(hours=24)].remaining == 1
+        assert seen["app", timedelta(hours=24)].limit == 1667
+        connector.publish(thread("two"))
+        with pytest.raises(RateLimited, match="X allows 2 posts a day") as info:
+            connector.publish(thread("three"))
+        assert info.value.retry_at is not None
+        assert info.value.retry_at - datetime.now(UTC) > timedelta(hours=23)
+        assert len(server.posts) == 2
+
+
+# --------------------------------------------------------------------------- garbage
+
+
+@pytest.mark.parametrize("body", ["no_data", "missing_ids", "wrong_types"])
+def test_it_reports_an_upload_answer_without_a_media_id_as_transient(
+    server: XFakeServer, tmp_path: Path, body: str
+) -> None:
+    path = tmp_path / "chart.png"
+    Image.new("RGB", (8, 8), (10, 120, 200)).save(path)
+    post = OutgoingPost(
+        parts=("With a chart",),
+        idempotency_key="k",
+        media=(Media(str(path), "A chart", "image/png"),),
+    )
+    server.inject("garbage", endpoint="POST /2/media/upload", body=body)
+    with pytest.raises(
+        TransientError, match="cannot read while trying to read the id of the image"
+    ):
+        connect(server).publish(post)
+    assert server.posts == []
+
+
+def test_it_reports_a_201_without_data_as_transient_and_finds_the_post_on_retry(
+    server: XFakeServer,
+) -> None:
+    connector = connect(server)
+    server.inject("garbage", endpoint="POST /2/tweets", body="no_data")
+    with pytest.raises(TransientError, match="X sent an answer Amplify cannot read"):
+        connector.publish(bounded(REMINDER))
+    (receipt,) = connector.publish(bounded(REMINDER))  # X: duplicate -> the landed post
+    assert [p["id"] for p in server.posts] == [receipt.remote_id]
+
+
+# --------------------------------------------------------------------------- the whole path
+
+
+def test_a_crash_after_x_accepted_ends_with_exactly_one_new_post_beside_last_weeks(
+    server: XFakeServer, sqlite_url: str
+) -> None:
+    from amplify import publisher, queue
+    from amplify.db import session_factory
+    from amplify.models import Delivery, DeliveryStatus, utcnow
+    from tests.factories import make_account, make_delivery
+
+    (old,) = posted_before(server, REMINDER, ago=timedelta(days=7))
+    factory = session_factory(sqlite_url)
+    with factory() as s:
+        account = make_account(
+            s, platform="x", handle="amplify_org", service_url=server.url, credentials=CREDS
+        )
+        did = make_delivery(s, account=account, texts=[REMINDER], next_attempt_at=utcnow()).id
+        s.commit()
+    assert queue.claim_due(factory, "w1", limit=1) == [did]
+    server.inject("hang", endpoint="POST /2/tweets", after=True, hang_seconds=0.5)
+    with factory() as s:  # the worker sends, X accepts, the worker dies before the receipt
+        delivery = s.get(Delivery, did)
+        assert delivery is not None
+        with pytest.raises(TransientError):
+            publisher._default_connector_for(delivery.account).publish(
+                publisher.outgoing_for(delivery)
+            )
+    later = utcnow() + timedelta(hours=1)
+    with factory() as s:
+        assert queue.expire_leases(s, now=later) == [did]
+        s.commit()
+    assert queue.claim_reconcile(factory, "w2", limit=1, now=later) == [did]
+    assert publisher.reconcile_one(factory, did, "w2") == "published"
+    with factory() as s:
+        delivery = s.get(Delivery, did)
+        assert delivery is not None and delivery.status == DeliveryStatus.PUBLISHED
+        assert delivery.remote_id == server.posts[1]["id"] != old
+    assert server.stats()["posts_created"] == 1
+    assert [p["text"] for p in server.posts] == [REMINDER, REMINDER]
+
+
+def test_a_crash_before_x_accepted_sends_the_post_once_despite_last_weeks(
+    server: XFakeServer, sqlite_url: str
+) -> None:
+    from amplify import publisher, queue
+    from amplify.db import session_factory
+    from amplify.models import Delivery, DeliveryStatus, utcnow
+    from tests.factories import make_account, make_delivery
+
+    (old,) = posted_before(server, REMINDER, ago=timedelta(days=7))
+    factory = session_factory(sqlite_url)
+    with factory() as s:
+        account = make_account(
+            s, platform="x", handle="amplify_org", service_url=server.url, credentials=CREDS
+        )
+        did = make_delivery(s, account=account, texts=[REMINDER], next_attempt_at=utcnow()).id
+        s.commit()
+    assert queue.claim_due(factory, "w1", limit=1) == [did]  # ... and the worker dies
+    later = utcnow() + timedelta(hours=1)
+    with factory() as s:
+        queue.expire_leases(s, now=later)
+        s.commit()
+    queue.claim_reconcile(factory, "w2", limit=1, now=later)
+    assert publisher.reconcile_one(factory, did, "w2") == "requeued"  # last week's is not it
+    assert queue.claim_due(factory, "w2", limit=1) == [did]
+    assert publisher.publish_one(factory, did, "w2") == "published"
+    with factory() as s:
+        delivery = s.get(Delivery, did)
+        assert delivery is not None and delivery.status == DeliveryStatus.PUBLISHED
+        assert delivery.remote_id != old
+    assert server.stats()["posts_created"] == 1
+    assert server.posts[0]["id"] == old and server.posts[0]["text"] == REMINDER
