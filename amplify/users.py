@@ -8,15 +8,27 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
 
-from amplify.errors import NotAllowed, NotFound, ValidationFailed
-from amplify.models import Role, User
+from amplify import sessions
+from amplify.errors import Conflict, NotAllowed, NotFound, ValidationFailed
+from amplify.models import Role, Setting, User
 from amplify.permissions import Action, require
 from amplify.workflow import audit
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
+# zxcvbn scores 0-4; 3 means "safely unguessable" (about 10^10 guesses): strong enough here.
+MIN_PASSWORD_SCORE = 3
+# zxcvbn slows down sharply on long inputs; beyond this the length alone makes it strong.
+_ZXCVBN_CHARS = 100
+# A row only the first admin's transaction can insert: a second concurrent claim fails on its key.
+FIRST_ADMIN_KEY = "workspace.first_admin"
+FIRST_ADMIN_TAKEN = (
+    "Someone has just created this workspace's first admin. Ask them to add you, then sign in."
+)
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
@@ -43,12 +55,24 @@ def normalise_email(email: str) -> str:
     return result.normalized.lower()
 
 
-def _password_problems(password: str) -> list[str]:
+def password_problems(password: str, *hints: str) -> list[str]:
+    """Why a new password is refused (empty when it is fine). ``hints``: the person's email
+    and name, which a password should not be built from."""
     if len(password or "") < MIN_PASSWORD_LENGTH:
         return [f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters."]
     if len(password) > MAX_PASSWORD_LENGTH:
         return [f"Choose a password of at most {MAX_PASSWORD_LENGTH} characters."]
-    return []
+    words = [w for h in hints for w in [h, *h.replace("@", " ").replace(".", " ").split()] if w]
+    result = zxcvbn(password[:_ZXCVBN_CHARS], user_inputs=["amplify", *words])
+    if int(result["score"]) >= MIN_PASSWORD_SCORE:
+        return []
+    feedback = result.get("feedback") or {}
+    why = str(feedback.get("warning") or "").strip() or "It would be easy to guess."
+    tips = " ".join(str(t) for t in feedback.get("suggestions") or [])
+    return [
+        f"That password is too easy to guess. {why} {tips} "
+        "A few unrelated words together make a strong one.".replace("  ", " ").strip()
+    ]
 
 
 def _role(value: str) -> Role:
@@ -92,7 +116,10 @@ def create_user(
     """Add a person. With no actor only the very first person, who must be an admin."""
     if actor is None:
         if has_users(s):
-            raise NotAllowed("Only admins can add people; sign in as an admin.")
+            raise NotAllowed(
+                "Only admins can add people, and this workspace already has its first admin: "
+                "ask an admin to add you, then sign in."
+            )
         if role != Role.ADMIN:
             raise ValidationFailed(["The first person in a workspace must be an admin."])
     else:
@@ -110,11 +137,13 @@ def create_user(
         chosen = _role(role)
     except ValidationFailed as exc:
         problems.extend(exc.problems)
-    problems.extend(_password_problems(password))
+    problems.extend(password_problems(password, key, name or ""))
     if key and s.scalar(select(User.id).where(User.email == key)) is not None:
         problems.append(f"Someone already signs in as {key}; use another email address.")
     if problems:
         raise ValidationFailed(problems)
+    if actor is None:
+        _claim_first_admin(s, key)
 
     user = User(
         email=key,
@@ -127,6 +156,17 @@ def create_user(
     s.flush()
     audit(s, actor or user, "user.created", "user", user.id, email=key, role=str(chosen))
     return user
+
+
+def _claim_first_admin(s: Session, email: str) -> None:
+    """Insert the fixed-key settings row in this transaction. Two claims at once: the second
+    waits on (PostgreSQL) or queues behind (SQLite) the first and then fails on the key."""
+    try:
+        with s.begin_nested():
+            s.add(Setting(key=FIRST_ADMIN_KEY, value={"email": email}))
+            s.flush()
+    except IntegrityError:
+        raise Conflict(FIRST_ADMIN_TAKEN) from None
 
 
 def authenticate(s: Session, email: str, password: str) -> User | None:
@@ -182,27 +222,51 @@ def set_active(s: Session, actor: User, user_id: int, active: bool) -> User:
         return user
     _guard_last_admin(s, user, role=user.role, active=active)
     user.active = active
-    audit(s, actor, "user.activated" if active else "user.deactivated", "user", user.id)
+    ended = 0 if active else sessions.revoke_all(s, user.id)
+    audit(
+        s,
+        actor,
+        "user.activated" if active else "user.deactivated",
+        "user",
+        user.id,
+        **({} if active else {"sessions_ended": ended}),
+    )
     s.flush()
     return user
 
 
 def set_password(
-    s: Session, actor: User, user_id: int, *, new_password: str, current_password: str | None = None
-) -> None:
-    """A person changes their own password (giving the current one); an admin resets anyone's."""
+    s: Session,
+    actor: User,
+    user_id: int,
+    *,
+    new_password: str,
+    current_password: str | None = None,
+    keep_session: str | None = None,
+) -> int:
+    """A person changes their own password (giving the current one); an admin sets anyone's.
+    Every other signed-in browser of that person is signed out (``keep_session``: the token
+    hash of the browser making the change, which stays signed in). Returns how many ended."""
     user = get_user(s, user_id)
     if user.id == actor.id and actor.active:
         if not verify_password(user.password_hash or "", current_password or ""):
             raise ValidationFailed(["Your current password is not right; type it again."])
     else:
         require(actor, Action.MANAGE_USERS)
-    problems = _password_problems(new_password)
+        keep_session = None
+    change_password(s, user, new_password)
+    ended = sessions.revoke_all(s, user.id, keep=keep_session)
+    audit(s, actor, "user.password_changed", "user", user.id, sessions_ended=ended)
+    s.flush()
+    return ended
+
+
+def change_password(s: Session, user: User, new_password: str) -> None:
+    """Check and store a new password (no permission check: callers do that)."""
+    problems = password_problems(new_password, user.email, user.name)
     if problems:
         raise ValidationFailed(problems)
     user.password_hash = hash_password(new_password)
-    audit(s, actor, "user.password_changed", "user", user.id)
-    s.flush()
 
 
 def count_users(s: Session) -> int:

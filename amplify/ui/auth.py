@@ -1,4 +1,13 @@
-"""Sign-in: local accounts (argon2), first-admin setup, optional single sign-on (OIDC)."""
+"""Sign-in: local accounts (argon2) with server-side sessions, first-admin setup (with a setup
+code when the dashboard is reachable from elsewhere), password reset links, and optional
+single sign-on (OIDC).
+
+The browser keeps its session in the ``amplify_sid`` cookie: an opaque random token (the
+database stores only its hash), ``SameSite=Strict``, ``Secure`` when the page is served over
+https, 14 days, refreshed while in use. Streamlit can only set a cookie from the page, so a
+small script sets it (see ``_cookie_script``); the token is useless once the session row is
+revoked, which is what signing out, "sign out everywhere", a reset and deactivation do.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +16,14 @@ from typing import Any
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from amplify import users
+from amplify import resets, sessions, signin, users
+from amplify.config import get_settings
 from amplify.errors import AmplifyError
 from amplify.models import User
 from amplify.ui import state, widgets
+
+COOKIE_MAX_AGE = int(sessions.LIFETIME.total_seconds())
+_FORWARD_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-Ip")
 
 
 def sso_configured() -> bool:
@@ -38,7 +51,7 @@ def _sso_user() -> User | None:
         user = users.get_by_email(s, str(email))
         if user is None or not user.active:
             st.error(
-                f"{widgets.plain(email)} is not an active person in this Amplify workspace; "
+                f"{email} is not an active person in this Amplify workspace; "
                 "ask an admin to add you, then sign in again."
             )
             return None
@@ -46,9 +59,51 @@ def _sso_user() -> User | None:
         return user
 
 
+# --------------------------------------------------------------------------- the cookie
+
+
+def _cookie_script(value: str, max_age: int) -> str:
+    # The token is URL-safe base64 (no quotes, semicolons or spaces), so it is safe inline.
+    return (
+        "<script>(function(){var secure=location.protocol==='https:'?'; Secure':'';"
+        f"document.cookie='{state.COOKIE}={value}; Path=/; Max-Age={max_age}; "
+        "SameSite=Strict'+secure;})();</script>"
+    )
+
+
+def _write_cookie(where: DeltaGenerator, token: str) -> None:
+    """Keep the browser's cookie in step with this session (its 14 days start again)."""
+    where.html(_cookie_script(token, COOKIE_MAX_AGE), unsafe_allow_javascript=True)
+
+
+def _clear_cookie() -> None:
+    if st.session_state.pop(state.CLEAR_COOKIE_KEY, False):
+        st.html(_cookie_script("", 0), unsafe_allow_javascript=True)
+
+
+# --------------------------------------------------------------------------- screens
+
+
 def _narrow() -> DeltaGenerator:
     """A centred column, so the sign-in forms are not stretched across a wide screen."""
     return st.columns([1, 2, 1])[1]
+
+
+def _forwarded() -> bool:
+    return any(state.client_header(h) for h in _FORWARD_HEADERS)
+
+
+def setup_code_needed() -> bool:
+    try:
+        bind = st.get_option("server.address")
+    except Exception:
+        bind = None
+    return signin.setup_code_needed(
+        bind_address=str(bind) if bind else None,
+        client_address=state.client_ip(),
+        forwarded=_forwarded(),
+        public_url=get_settings().public_url,
+    )
 
 
 def _first_admin_screen() -> None:
@@ -57,40 +112,88 @@ def _first_admin_screen() -> None:
         "This workspace has nobody in it yet. Create the first admin: the person who "
         "connects the team's accounts and invites everyone else."
     )
+    need_code = setup_code_needed()
+    if need_code:
+        signin.setup_code()  # printed in the server's terminal the first time
+        st.info(
+            "This dashboard can be reached from other computers, so creating the first admin "
+            "needs the **setup code** printed in the terminal where Amplify is running. "
+            "(Or create the admin there: `amplify users add EMAIL --role admin`.)"
+        )
     with st.form("first_admin"):
-        name = st.text_input("Your name", key="keep_first_name")
-        email = st.text_input("Email", key="keep_first_email")
-        pw = st.text_input("Password (at least 10 characters)", type="password", key="first_pw")
+        name = st.text_input("Your name", key="keep_first_name", autocomplete="name")
+        email = st.text_input("Email", key="keep_first_email", autocomplete="username")
+        pw = st.text_input(
+            "Password (at least 10 characters; a few unrelated words work well)",
+            type="password",
+            key="first_pw",
+            autocomplete="new-password",
+        )
+        code = (
+            st.text_input("Setup code (from the terminal)", key="first_code", autocomplete="off")
+            if need_code
+            else ""
+        )
         done = st.form_submit_button("Create admin and sign in", type="primary")
     if done:
-        try:
-            with state.db() as s:
-                user = users.create_user(s, None, email=email, name=name, role="admin", password=pw)
-                s.flush()
-                uid = user.id
-        except AmplifyError as exc:
-            widgets.show_error(exc)
-            return
-        widgets.forget("keep_first_")
-        st.session_state[state.USER_KEY] = uid
-        st.rerun()
+        _create_first_admin(name, email, pw, code, need_code)
+
+
+def _create_first_admin(name: str, email: str, pw: str, code: str, need_code: bool) -> None:
+    if need_code and not signin.setup_code_matches(code):
+        st.error(
+            "That setup code is not right. Copy it from the terminal where Amplify is running "
+            "(it looks like ABCD-1234-EF56)."
+        )
+        return
+    try:
+        with state.db() as s:
+            user = users.create_user(s, None, email=email, name=name, role="admin", password=pw)
+            token = sessions.start(
+                s,
+                user,
+                user_agent=state.client_header("User-Agent"),
+                address=state.client_address(),
+            )
+            uid = user.id
+    except AmplifyError as exc:
+        widgets.show_error(exc)
+        return
+    widgets.forget("keep_first_")
+    state.remember(uid, token)
+    st.rerun()
 
 
 def _sign_in_screen() -> None:
     st.title("Sign in to Amplify")
+    ended = st.session_state.pop(state.ENDED_KEY, None)
+    if ended == "deactivated":
+        st.warning("Your account was deactivated; ask an admin if this is a mistake.")
+    elif ended == "ended":
+        st.info("You were signed out (from another browser, or your password changed).")
     with st.form("sign_in"):
-        email = st.text_input("Email", key="keep_signin_email")
-        pw = st.text_input("Password", type="password", key="signin_pw")
+        email = st.text_input("Email", key="keep_signin_email", autocomplete="username")
+        pw = st.text_input(
+            "Password", type="password", key="signin_pw", autocomplete="current-password"
+        )
         done = st.form_submit_button("Sign in", type="primary")
     if done:
         with state.db() as s:
-            user = users.authenticate(s, email, pw)
-            uid = user.id if user is not None else None
-        if uid is None:
-            st.error("That email and password do not match an active person; check both.")
-        else:
-            st.session_state[state.USER_KEY] = uid
+            attempt = signin.sign_in(
+                s,
+                email,
+                pw,
+                address=state.client_address(),
+                user_agent=state.client_header("User-Agent"),
+            )
+        if attempt.ok and attempt.user_id is not None:
+            state.remember(attempt.user_id, attempt.token)
             st.rerun()
+        elif attempt.retry_at is not None:
+            st.error(attempt.message, icon=":material/timer:")
+        else:
+            st.error(attempt.message)
+    st.caption("Forgotten your password? An admin can give you a one-time reset link.")
     if sso_configured():
         st.divider()
         st.caption("Or use your organisation's single sign-on (for people already in Amplify).")
@@ -98,15 +201,58 @@ def _sign_in_screen() -> None:
             st.login()
 
 
+def _reset_screen(token: str) -> None:
+    st.title("Choose a new password")
+    with state.db() as s:
+        person = resets.person_for(s, token)
+        email = person.email if person is not None else None
+    if email is None:
+        st.error(resets.EXPIRED)
+        if st.button("Go to sign-in"):
+            st.query_params.clear()
+            st.rerun()
+        return
+    st.markdown(f"Choose a new password for **{widgets.plain(email)}**. This link works once.")
+    with st.form("reset_pw"):
+        pw = st.text_input(
+            "New password", type="password", key="reset_pw1", autocomplete="new-password"
+        )
+        again = st.text_input(
+            "New password again", type="password", key="reset_pw2", autocomplete="new-password"
+        )
+        done = st.form_submit_button("Save new password", type="primary")
+    if not done:
+        return
+    if pw != again:
+        st.error("The two passwords are not the same; type them again.")
+        return
+    try:
+        with state.db() as s:
+            resets.complete(s, token, pw)
+    except AmplifyError as exc:
+        widgets.show_error(exc)
+        return
+    st.query_params.clear()
+    for key in (state.USER_KEY, state.TOKEN_KEY):
+        st.session_state.pop(key, None)
+    st.session_state[state.CLEAR_COOKIE_KEY] = True
+    widgets.flash("Your new password is saved. Sign in with it.")
+    st.rerun()
+
+
 def gate() -> User:
     """Return the signed-in person, or draw the sign-in screen and stop the run."""
+    reset_token = st.query_params.get(resets.QUERY_KEY)
+    if reset_token:
+        with _narrow():
+            _reset_screen(str(reset_token))
+        st.stop()
     user = state.current_user()
     if user is not None:
         return user
     if state.signed_in_id() is not None:
         # Deactivated (or removed) since signing in.
-        del st.session_state[state.USER_KEY]
-        st.warning("Your account was deactivated; ask an admin if this is a mistake.")
+        st.session_state.pop(state.USER_KEY, None)
     if sso_configured():
         sso = _sso_user()
         if sso is not None:
@@ -117,6 +263,8 @@ def gate() -> User:
     nav.remember_wanted_page()
     with state.db() as s:
         empty = not users.has_users(s)
+    _clear_cookie()
+    widgets.show_flashes()
     with _narrow():
         if empty:
             _first_admin_screen()
@@ -129,6 +277,9 @@ def gate() -> User:
 def sidebar(user: User) -> None:
     with st.sidebar:
         st.markdown(f"**{widgets.plain(user.name)}**  \n{widgets.badge(user.role)}")
+        token = state.session_token()
+        if token:
+            _write_cookie(st.sidebar, token)
         if st.button("Sign out", key="sign_out"):
             state.sign_out()
             if sso_configured() and getattr(st.user, "is_logged_in", False):

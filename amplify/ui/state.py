@@ -1,8 +1,13 @@
 """Who is signed in, and the database session a page uses.
 
-The sign-in seam (also what AppTest tests seed): ``st.session_state["user_id"]`` holds the
-id of the signed-in person. Nothing else is trusted: every run reloads that person from the
-database, so a deactivated or demoted person loses access on their next click.
+A browser signs in once: the sign-in screen starts a server-side session (amplify.sessions)
+and the browser keeps its opaque token in the ``amplify_sid`` cookie, so a reload or a new tab
+stays signed in. On every run the session row is checked again (revoked, expired, person
+deactivated: signed out at once) and its 14-day expiry slides.
+
+The seam AppTest tests seed: ``st.session_state["user_id"]`` alone (no session token) is
+trusted as the signed-in person, reloaded from the database on every run so a deactivated or
+demoted person loses access on their next click. Only the sign-in code writes these keys.
 """
 
 from __future__ import annotations
@@ -13,10 +18,16 @@ from contextlib import contextmanager
 import streamlit as st
 from sqlalchemy.orm import Session
 
+from amplify import sessions
 from amplify.db import session_scope
 from amplify.models import User
 
 USER_KEY = "user_id"
+TOKEN_KEY = "_amplify_sid"
+COOKIE = "amplify_sid"
+# Why the last session ended, for the sign-in screen ("deactivated" / "ended").
+ENDED_KEY = "_session_ended"
+CLEAR_COOKIE_KEY = "_clear_cookie"
 
 
 @contextmanager
@@ -31,17 +42,97 @@ def signed_in_id() -> int | None:
     return int(value) if value is not None else None
 
 
-def current_user() -> User | None:
-    """The signed-in, active person (detached copy), or None."""
-    uid = signed_in_id()
-    if uid is None:
+def session_token() -> str | None:
+    value = st.session_state.get(TOKEN_KEY)
+    return str(value) if value else None
+
+
+def session_hash() -> str | None:
+    token = session_token()
+    return sessions.hash_token(token) if token else None
+
+
+def cookie_token() -> str | None:
+    """The session token the browser sent when this page was opened (if any)."""
+    try:
+        value = st.context.cookies.get(COOKIE)
+    except Exception:  # no browser context (bare runs)
         return None
+    return value if isinstance(value, str) and value else None
+
+
+def client_ip() -> str | None:
+    """The visitor's IP address as Streamlit saw it; None for this machine."""
+    try:
+        value = st.context.ip_address
+    except Exception:  # no browser context (bare runs)
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def client_address() -> str:
+    """The visitor's address for throttling and the sessions list ("localhost": this machine)."""
+    return client_ip() or "localhost"
+
+
+def client_header(name: str) -> str:
+    try:
+        value = st.context.headers.get(name)
+    except Exception:
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def _resume(token: str) -> User | None:
+    with db() as s:
+        user = sessions.resume(s, sessions.hash_token(token))
+        if user is not None:
+            s.expunge(user)
+        return user
+
+
+def _by_id(uid: int) -> User | None:
     with db() as s:
         user = s.get(User, uid)
         if user is None or not user.active:
             return None
         s.expunge(user)
         return user
+
+
+def current_user() -> User | None:
+    """The signed-in, active person (detached copy), or None. Checks the session every run."""
+    token = session_token()
+    if token is not None:
+        user = _resume(token)
+        if user is None or user.id != signed_in_id():
+            _end_here()
+        return user
+    uid = signed_in_id()
+    if uid is not None:
+        user = _by_id(uid)
+        if user is None:
+            st.session_state[ENDED_KEY] = "deactivated"
+        return user
+    cookie = cookie_token()
+    if cookie is not None:
+        user = _resume(cookie)
+        if user is None:
+            st.session_state[CLEAR_COOKIE_KEY] = True
+            return None
+        remember(user.id, cookie)
+        return user
+    return None
+
+
+def _end_here() -> None:
+    """This browser's session ended elsewhere (signed out everywhere, deactivated, reset)."""
+    uid = signed_in_id()
+    for key in (USER_KEY, TOKEN_KEY):
+        st.session_state.pop(key, None)
+    inactive = uid is not None and _by_id(uid) is None
+    st.session_state[ENDED_KEY] = "deactivated" if inactive else "ended"
+    st.session_state[CLEAR_COOKIE_KEY] = True
 
 
 def actor(s: Session) -> User:
@@ -55,10 +146,27 @@ def actor(s: Session) -> User:
     return user
 
 
+def remember(user_id: int, token: str | None) -> None:
+    """This browser is now signed in as ``user_id`` (with a session token, normally)."""
+    st.session_state[USER_KEY] = user_id
+    if token:
+        st.session_state[TOKEN_KEY] = token
+    st.session_state.pop(ENDED_KEY, None)
+    st.session_state.pop(CLEAR_COOKIE_KEY, None)
+
+
 def sign_in(user: User) -> None:
-    st.session_state[USER_KEY] = user.id
+    """Single sign-on: Streamlit's own identity cookie keeps this browser signed in."""
+    remember(user.id, None)
 
 
 def sign_out() -> None:
+    """End this browser's session (the row is revoked, so the cookie is useless) and forget
+    everything this tab held."""
+    digest = session_hash()
+    if digest:
+        with db() as s:
+            sessions.revoke(s, digest)
     for key in list(st.session_state.keys()):
         del st.session_state[key]
+    st.session_state[CLEAR_COOKIE_KEY] = True

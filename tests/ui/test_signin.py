@@ -20,7 +20,8 @@ def test_it_asks_an_empty_workspace_to_create_its_first_admin(sqlite_url: str) -
         ada = users.get_by_email(s, "ada@example.org")
         assert ada is not None and ada.role == "admin"
         assert at.session_state["user_id"] == ada.id
-    assert "Share a story" in texts(at)
+    assert "Welcome to Amplify" not in texts(at)
+    assert [b for b in at.button if b.label == "Sign out"]
 
 
 def test_it_keeps_what_was_typed_when_the_first_admin_is_invalid(sqlite_url: str) -> None:

@@ -7,7 +7,8 @@ from datetime import datetime, time, timedelta
 import pandas as pd
 import streamlit as st
 
-from amplify import queries
+from amplify import permissions, queries, signin
+from amplify.models import User
 from amplify.permissions import Action
 from amplify.ui import state, widgets
 
@@ -18,9 +19,32 @@ def _first_page() -> None:
     st.session_state["act_page"] = 1
 
 
+def _sign_in_failures(user: User) -> None:
+    """Admins: failed sign-ins of the last 7 days, by email and address (throttling's input)."""
+    if not permissions.can(user, Action.MANAGE_USERS):
+        return
+    tz = widgets.workspace_tz()
+    with state.db() as s:
+        failures = [(f.at, f.email, f.address) for f in signin.recent_failures(s)]
+    label = f"Failed sign-ins in the last 7 days: {len(failures)}"
+    with st.expander(label, icon=":material/lock:", expanded=False):
+        if not failures:
+            st.caption("None.")
+            return
+        st.caption(
+            f"After {signin.MAX_FAILURES} failures for one email or from one address within "
+            f"{int(signin.WINDOW.total_seconds() // 60)} minutes, further tries have to wait."
+        )
+        frame = pd.DataFrame(
+            [{"when": widgets.fmt_time(at, tz), "email": e, "from": a} for at, e, a in failures]
+        )
+        st.dataframe(frame, hide_index=True, width="stretch")
+
+
 def render() -> None:
-    widgets.guard(Action.VIEW_ACTIVITY)
+    user = widgets.guard(Action.VIEW_ACTIVITY)
     st.title("Activity")
+    _sign_in_failures(user)
     tz = widgets.workspace_tz()
     with state.db() as s:
         actions = queries.audit_actions(s)
