@@ -249,6 +249,19 @@ def users_list() -> None:
     typer.echo(_table(rows, ["id", "email", "name", "role", "active"]))
 
 
+@users_app.command("reset-password")
+@friendly
+def users_reset_password(email: str = typer.Argument(..., help="Whose password to reset.")) -> None:
+    """Print a one-time link (24 hours) where the person chooses a new password.
+    Their browsers are signed out now; the link goes to their own notification channel too."""
+    from amplify import resets
+
+    with session_scope() as s:
+        link = resets.issue(s, None, _user(s, email).id)
+    typer.echo("Give this link to the person (it works once, for 24 hours):")
+    typer.echo(link)
+
+
 # --------------------------------------------------------------------------- accounts
 
 

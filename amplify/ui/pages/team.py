@@ -10,7 +10,8 @@ from zoneinfo import available_timezones
 import pandas as pd
 import streamlit as st
 
-from amplify import notify_channels, queries, users
+from amplify import notify_channels, queries, resets, users
+from amplify.errors import AmplifyError
 from amplify.models import Role
 from amplify.permissions import Action
 from amplify.ui import state, widgets
@@ -61,16 +62,44 @@ def _people() -> None:
             lambda: _set_active(uid, not person.active), f"{verb}d {widgets.plain(person.name)}."
         ):
             st.rerun()
+        _reset_link(uid, person.name, person.active)
     with st.expander("Add a person"):
         name = st.text_input("Name", key="keep_tm_new_name")
         email = st.text_input("Email", key="keep_tm_new_email")
         role = st.selectbox("Role", ROLES, key="keep_tm_new_role")
-        pw = st.text_input("First password (they can change it)", type="password", key="tm_new_pw")
+        pw = st.text_input(
+            "First password (they can change it)",
+            type="password",
+            key="tm_new_pw",
+            autocomplete="new-password",
+        )
         if st.button("Add person", type="primary") and widgets.run_action(
             lambda: _add(name, email, role, pw), f"Added {widgets.plain(name)} as {role}."
         ):
             widgets.forget("keep_tm_new_")
             st.rerun()
+
+
+def _reset_link(uid: int, name: str, active: bool) -> None:
+    """A one-time password reset link, shown here once (and sent to their own channel)."""
+    shown = st.session_state.pop("tm_reset_link", None)
+    if shown is not None and shown[0] == uid:
+        st.success(
+            f"Give this link to {widgets.plain(name)} (it works once, for 24 hours; they "
+            "are signed out everywhere until they use it). It is not shown again:"
+        )
+        st.code(shown[1], language=None)
+    if not active:
+        return
+    if st.button("Make a password reset link", key="tm_reset"):
+        try:
+            with state.db() as s:
+                link = resets.issue(s, state.actor(s), uid)
+        except AmplifyError as exc:
+            widgets.show_error(exc)
+            return
+        st.session_state["tm_reset_link"] = (uid, link)
+        st.rerun()
 
 
 def _add(name: str, email: str, role: str, pw: str) -> None:
