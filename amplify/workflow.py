@@ -643,8 +643,7 @@ def autosave(
     if post.state != PostState.DRAFT:
         raise _illegal(post, "what you type now is not saved into it; start a new story.")
     _check_version(post, expected_version)
-    changed = _apply(post, cleaned)
-    if changed or not post.autosaved:
+    if _apply(post, cleaned):  # opening a draft without changing it does not mark it
         post.autosaved = True
         post.updated_at = utcnow()
     _flush(s)

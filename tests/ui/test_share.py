@@ -9,11 +9,20 @@ from pathlib import Path
 from PIL import Image
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
-from uikit import button, texts
+from uikit import button, shown, texts
 
 from amplify.config import get_settings
 from amplify.db import session_scope
 from amplify.models import Post
+
+
+def k(at: AppTest, name: str) -> str:
+    """The key of a Share form field in the form's current generation (share.k)."""
+    try:
+        gen = at.session_state["share_form_gen"]
+    except KeyError:  # AppTest's session state has no .get
+        gen = 0
+    return f"keep_share_{name}" if gen == 0 else f"keep_share_{gen}_{name}"
 
 
 def _png() -> bytes:
@@ -33,8 +42,8 @@ def _posts() -> list[Post]:
 
 def test_it_submits_a_story_for_review(app_as: Callable[..., AppTest]) -> None:
     at = app_as("volunteer", "share.py")
-    at.text_area(key="keep_share_body").input("Our clinic cut ER wait times in half.")
-    at.multiselect(key="keep_share_platforms").set_value(["sandbox"])
+    at.text_area(key=k(at, "body")).input("Our clinic cut ER wait times in half.")
+    at.multiselect(key=k(at, "platforms")).set_value(["sandbox"])
     at.run()
     button(at, "Submit for review").click().run()
     [post] = _posts()
@@ -42,54 +51,56 @@ def test_it_submits_a_story_for_review(app_as: Callable[..., AppTest]) -> None:
     assert post.body == "Our clinic cut ER wait times in half."
     assert post.target_platforms == ["sandbox"]
     assert "with the leads for review" in texts(at)
-    assert at.text_area(key="keep_share_body").value == "", "the form starts fresh after success"
+    assert at.text_area(key=k(at, "body")).value == "", "the form starts fresh after success"
 
 
 def test_it_shows_live_counters_and_the_thread_split(app_as: Callable[..., AppTest]) -> None:
     at = app_as("volunteer", "share.py")
-    at.multiselect(key="keep_share_platforms").set_value(["x", "sandbox"])
-    at.text_area(key="keep_share_body").input("Short win.").run()
+    at.multiselect(key=k(at, "platforms")).set_value(["x", "sandbox"])
+    at.text_area(key=k(at, "body")).input("Short win.").run()
     shown = texts(at)
     assert "**X** — 10/280 (270 left)" in shown
     assert "practice network" in shown
     long = " ".join(["Volunteers staffed the screening tent all weekend."] * 8)
-    at.text_area(key="keep_share_body").input(long).run()
+    at.text_area(key=k(at, "body")).input(long).run()
     assert "a thread of 2 posts" in texts(at)
 
 
 def test_it_keeps_everything_typed_when_validation_fails(app_as: Callable[..., AppTest]) -> None:
     at = app_as("volunteer", "share.py")
-    at.text_input(key="keep_share_link").input("not a link")
-    at.text_area(key="keep_share_body").input("A story with a bad link.")
+    at.text_input(key=k(at, "link")).input("not a link")
+    at.text_area(key=k(at, "body")).input("A story with a bad link.")
     at.run()
     button(at, "Save draft").click().run()
-    assert any("http://" in e.value for e in at.error), [e.value for e in at.error]
-    assert at.text_area(key="keep_share_body").value == "A story with a bad link."
-    assert at.text_input(key="keep_share_link").value == "not a link"
-    assert _posts() == []
+    assert any("http://" in shown(e.value) for e in at.error), [e.value for e in at.error]
+    assert at.text_area(key=k(at, "body")).value == "A story with a bad link."
+    assert at.text_input(key=k(at, "link")).value == "not a link"
+    [kept] = _posts()
+    assert kept.autosaved, "only the copy kept while typing, nothing saved on purpose"
+    assert (kept.body, kept.link) == ("A story with a bad link.", "not a link")
 
 
 def test_it_keeps_the_typed_story_across_a_page_switch(app_as: Callable[..., AppTest]) -> None:
     at = app_as("volunteer", "share.py")
-    at.text_area(key="keep_share_body").input("Half written…").run()
+    at.text_area(key=k(at, "body")).input("Half written…").run()
     at.switch_page("amplify/ui/pages/my_stories.py").run()
     at.switch_page("amplify/ui/pages/share.py").run()
-    assert at.text_area(key="keep_share_body").value == "Half written…"
+    assert at.text_area(key=k(at, "body")).value == "Half written…"
 
 
 def test_it_requires_alt_text_and_saves_images_under_uuid_names(
     app_as: Callable[..., AppTest],
 ) -> None:
     at = app_as("volunteer", "share.py")
-    at.text_area(key="keep_share_body").input("Look at our new screening van.")
+    at.text_area(key=k(at, "body")).input("Look at our new screening van.")
     at.file_uploader[0].set_value(("van.png", _png(), "image/png"))
     at.run()
     button(at, "Save draft").click().run()
     assert any("alt text" in e.value for e in at.error)
-    assert _posts() == []
+    assert all(p.autosaved for p in _posts()), "nothing saved on purpose"
     media_dir = get_settings().data_dir / "media"
     assert not any(media_dir.glob("*")) if media_dir.exists() else True
-    at.text_input(key="keep_share_alt_van.png").input("A white van with a red cross.")
+    at.text_input(key=k(at, "alt_van.png")).input("A white van with a red cross.")
     at.run()
     button(at, "Save draft").click().run()
     [post] = _posts()
@@ -102,7 +113,7 @@ def test_it_requires_alt_text_and_saves_images_under_uuid_names(
 
 def test_it_lists_my_drafts_and_submits_one(app_as: Callable[..., AppTest]) -> None:
     at = app_as("volunteer", "share.py")
-    at.text_area(key="keep_share_body").input("Draft to finish later.").run()
+    at.text_area(key=k(at, "body")).input("Draft to finish later.").run()
     button(at, "Save draft").click().run()
     at.switch_page("amplify/ui/pages/my_stories.py").run()
     assert "Drafts (1)" in texts(at)
@@ -115,15 +126,15 @@ def test_it_lists_my_drafts_and_submits_one(app_as: Callable[..., AppTest]) -> N
 
 def test_it_edits_a_draft_from_my_stories(app_as: Callable[..., AppTest]) -> None:
     at = app_as("volunteer", "share.py")
-    at.text_area(key="keep_share_body").input("First version.").run()
+    at.text_area(key=k(at, "body")).input("First version.").run()
     button(at, "Save draft").click().run()
     at.switch_page("amplify/ui/pages/my_stories.py").run()
     button(at, "Edit").click().run()
     assert "Editing your draft" in texts(at)
     # AppTest keeps re-requesting the last switch_page target; follow st.switch_page.
     at.switch_page("amplify/ui/pages/share.py")
-    assert at.text_area(key="keep_share_body").value == "First version."
-    at.text_area(key="keep_share_body").input("Second version.").run()
+    assert at.text_area(key=k(at, "body")).value == "First version."
+    at.text_area(key=k(at, "body")).input("Second version.").run()
     button(at, "Save draft").click().run()
     [post] = _posts()
     assert post.body == "Second version."
@@ -133,11 +144,11 @@ def test_it_saves_a_custom_text_for_one_platform_and_previews_it_with_its_own_co
     app_as: Callable[..., AppTest],
 ) -> None:
     at = app_as("volunteer", "share.py")
-    at.multiselect(key="keep_share_platforms").set_value(["x", "bluesky"])
-    at.text_area(key="keep_share_body").input("Short win.").run()
-    assert at.text_area(key="keep_share_ov_x").value == "", "custom text starts empty"
+    at.multiselect(key=k(at, "platforms")).set_value(["x", "bluesky"])
+    at.text_area(key=k(at, "body")).input("Short win.").run()
+    assert at.text_area(key=k(at, "ov_x")).value == "", "custom text starts empty"
     assert [e.label for e in at.expander] == ["Custom text for X", "Custom text for Bluesky"]
-    at.text_area(key="keep_share_ov_x").input("Custom words for X only!").run()
+    at.text_area(key=k(at, "ov_x")).input("Custom words for X only!").run()
     shown = texts(at)
     assert "**X (custom text)** — 24/280 (256 left)" in shown
     assert "**Bluesky** — 10/300 (290 left)" in shown, "the other platform keeps the story"
@@ -152,23 +163,23 @@ def test_it_keeps_a_custom_text_when_saving_fails_and_when_editing_the_draft(
     app_as: Callable[..., AppTest],
 ) -> None:
     at = app_as("volunteer", "share.py")
-    at.multiselect(key="keep_share_platforms").set_value(["mastodon"])
-    at.text_area(key="keep_share_body").input("Our van reached three villages.")
-    at.text_input(key="keep_share_link").input("not a link")
+    at.multiselect(key=k(at, "platforms")).set_value(["mastodon"])
+    at.text_area(key=k(at, "body")).input("Our van reached three villages.")
+    at.text_input(key=k(at, "link")).input("not a link")
     at.run()
-    at.text_area(key="keep_share_ov_mastodon").input("Toot: the van reached 3 villages.").run()
+    at.text_area(key=k(at, "ov_mastodon")).input("Toot: the van reached 3 villages.").run()
     button(at, "Save draft").click().run()
     assert at.error, "the bad link is refused"
-    assert at.text_area(key="keep_share_ov_mastodon").value == "Toot: the van reached 3 villages."
-    at.text_input(key="keep_share_link").input("").run()
+    assert at.text_area(key=k(at, "ov_mastodon")).value == "Toot: the van reached 3 villages."
+    at.text_input(key=k(at, "link")).input("").run()
     button(at, "Save draft").click().run()
     assert _posts()[0].overrides == {"mastodon": "Toot: the van reached 3 villages."}
-    assert at.text_area(key="keep_share_ov_mastodon").value == "", "a new story starts empty"
+    assert at.text_area(key=k(at, "ov_mastodon")).value == "", "a new story starts empty"
     at.switch_page("amplify/ui/pages/my_stories.py").run()
     button(at, "Edit").click().run()
     at.switch_page("amplify/ui/pages/share.py")
-    assert at.text_area(key="keep_share_ov_mastodon").value == "Toot: the van reached 3 villages."
-    at.text_area(key="keep_share_body").input("Our van reached four villages.").run()
+    assert at.text_area(key=k(at, "ov_mastodon")).value == "Toot: the van reached 3 villages."
+    at.text_area(key=k(at, "body")).input("Our van reached four villages.").run()
     button(at, "Save draft").click().run()
     [post] = _posts()
     assert post.body == "Our van reached four villages."

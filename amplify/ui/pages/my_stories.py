@@ -12,15 +12,23 @@ from amplify.ui import state, widgets
 SHARE_PAGE = "amplify/ui/pages/share.py"
 
 
+SHARE_LOAD = "share_load"  # the Share page opens this draft in fresh fields
+SHARE_TARGET = "share_target"  # the draft the Share form is writing into
+SHARE_RESET = "share_reset"  # the Share page starts an empty form
+
+
 def _open_in_editor(post: Post) -> None:
-    """Load a draft into the Share page's fields and go there."""
-    widgets.forget("keep_share_")
-    st.session_state["keep_share_body"] = post.body
-    st.session_state["keep_share_link"] = post.link or ""
-    st.session_state["keep_share_platforms"] = list(post.target_platforms or [])
-    st.session_state["keep_share_campaign"] = post.campaign_id
-    st.session_state["share_editing"] = {"post_id": post.id, "version": post.version}
+    """Open a draft in the Share page (which loads it from the database) and go there."""
+    st.session_state[SHARE_LOAD] = post.id
     st.switch_page(SHARE_PAGE)
+
+
+def _delete(post: Post) -> None:
+    with state.db() as s:
+        workflow.delete_draft(s, state.actor(s), post.id)
+    target = st.session_state.get(SHARE_TARGET) or {}
+    if target.get("post_id") == post.id:
+        st.session_state[SHARE_RESET] = True  # the Share form was writing into it: empty it
 
 
 def _withdraw(post_id: int) -> None:
@@ -37,8 +45,14 @@ def _story(post: Post, tz: object) -> None:
     with st.container(border=True):
         head, status = st.columns([4, 1])
         excerpt = post.body if len(post.body) <= 140 else post.body[:140] + "…"
-        head.markdown(f"**#{post.id}** {widgets.plain(excerpt)}")
+        head.markdown(f"**#{post.id}** {widgets.plain(excerpt) or '*(no text yet)*'}")
         status.markdown(widgets.badge(post.state))
+        if post.autosaved:
+            status.markdown(
+                ":gray-badge[autosaved]",
+                help="Kept while you were typing, not saved on purpose yet. Open it to go on, "
+                "or delete it.",
+            )
         meta = [f"updated {widgets.fmt_time(post.updated_at, tz)}"]  # type: ignore[arg-type]
         if post.campaign is not None:
             meta.append(f"campaign: {widgets.plain(post.campaign.name)}")
@@ -76,6 +90,12 @@ def _story(post: Post, tz: object) -> None:
                 lambda: _submit(post.id), f"Story #{post.id} submitted for review."
             ):
                 st.rerun()
+            with b[2].popover("Delete", icon=":material/delete:"):
+                st.caption("Delete this draft for good? This cannot be undone.")
+                if st.button(
+                    f"Delete draft #{post.id}", key=f"delete_{post.id}", type="primary"
+                ) and widgets.run_action(lambda: _delete(post), f"Draft #{post.id} deleted."):
+                    st.rerun()
         elif (
             post.state == PostState.SUBMITTED
             and b[0].button("Withdraw", key=f"withdraw_{post.id}", help="Take it back to edit it.")
