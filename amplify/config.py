@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     metrics_schedule_minutes: list[int] = [15, 60, 180, 360, 1440, 4320, 10080, 43200]
     # Amplification waves: reposts are staggered at random across this window.
     amplify_window_minutes: tuple[int, int] = (15, 90)
+    # A folder CSV imports may also take images from (besides the CSV file's own folder).
+    import_media_dir: Path | None = None
     # Where people open the dashboard (password reset links start with it).
     public_url: str = "http://localhost:8501"
     # Amplify's own log level; libraries (the scheduler, HTTP clients) stay at WARNING.

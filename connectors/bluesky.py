@@ -47,6 +47,7 @@ from atproto_core.exceptions import AtProtocolError
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from amplify import textrules
+from amplify.media import ImageRefused, publishable_bytes
 from connectors import linkcard
 from connectors.base import (
     MAX_SPREADERS_PER_SWEEP,
@@ -130,6 +131,10 @@ def _split_uri(uri: str) -> tuple[str, str, str]:
 def prepare_image(data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> tuple[bytes, int, int]:
     """``data`` as an image Bluesky accepts: under ``max_bytes`` (re-encoded as JPEG and
     downscaled step by step when larger), with its width and height."""
+    try:  # checked first: never decode a bomb or a stranger's huge original here
+        data = publishable_bytes(data)
+    except ImageRefused as exc:
+        raise PermanentError(f"the image cannot be read: {exc}") from None
     try:
         with Image.open(io.BytesIO(data)) as opened:
             image = ImageOps.exif_transpose(opened)
@@ -505,7 +510,7 @@ class BlueskyConnector:
                 if raw:
                     data, _, _ = prepare_image(raw)
                     thumb = self._upload(data)
-            except (PermanentError, TransientError, ValueError, OSError):
+            except Exception:  # a card's picture is a nicety too: the card goes without it
                 log.info("bluesky: link card image of %s skipped", link, exc_info=True)
         return models.AppBskyEmbedExternal.Main(
             external=models.AppBskyEmbedExternal.External(

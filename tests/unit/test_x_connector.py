@@ -709,7 +709,9 @@ def test_it_counts_cjk_and_emoji_as_two_and_names_the_overflow() -> None:
 
 def test_it_requires_alt_text_and_at_most_four_images(tmp_path: Path) -> None:
     image = tmp_path / "a.jpg"
-    image.write_bytes(b"jpeg")
+    from PIL import Image  # a real picture: validate checks images by content
+
+    Image.new("RGB", (4, 4)).save(image, format="JPEG")
     media = (*[Media(str(image), "alt") for _ in range(4)], Media(str(image), "  "))
     problems = make().validate(OutgoingPost(parts=("hi",), idempotency_key="k", media=media))
     assert any("at most 4 images" in p and "remove 1" in p for p in problems)
