@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,7 +33,7 @@ PALETTE = (
     "#6A3D9A",
     "#4D4D4D",
 )
-EVENT_MINUTES = 30  # how tall a post is drawn in the week view
+EVENT_MINUTES = 60  # how tall a post is drawn in the week view (room for its title)
 
 
 def account_name(platform: str, handle: str) -> str:
@@ -71,6 +71,9 @@ def events(entries: Iterable[CalendarEntry], tz: ZoneInfo) -> list[dict[str, Any
     out = []
     for e in entries:
         start = e.at.astimezone(tz)
+        # Drawn an hour long, but never past midnight (FullCalendar would split it in two).
+        midnight = datetime.combine(start.date() + timedelta(days=1), time(), tzinfo=tz)
+        end = min(start + timedelta(minutes=EVENT_MINUTES), midnight)
         done = e.delivery_status == DeliveryStatus.PUBLISHED
         mark = "✓ " if done else ""
         colour = colour_for(e.account_id)
@@ -80,11 +83,12 @@ def events(entries: Iterable[CalendarEntry], tz: ZoneInfo) -> list[dict[str, Any
                 "title": f"{mark}{post_label(e.excerpt, e.post_id)} · "
                 f"{account_name(e.platform, e.account)}",
                 "start": wall_clock(start, tz),
-                "end": wall_clock(start + timedelta(minutes=EVENT_MINUTES), tz),
+                "end": wall_clock(end, tz),
                 "backgroundColor": colour,
                 "borderColor": colour,
                 "textColor": "#ffffff",
-                "editable": movable(e),
+                "startEditable": movable(e),
+                "durationEditable": False,
                 "classNames": ["published" if done else e.delivery_status],
                 "extendedProps": {
                     "post_id": e.post_id,

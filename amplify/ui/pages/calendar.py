@@ -30,7 +30,8 @@ CSS = """
 .fc-event-title, .fc-event-time { white-space: normal; font-size: 0.8rem; }
 .fc-daygrid-event { white-space: normal; }
 .fc-event.published { opacity: 0.8; }
-.fc-timegrid-event .fc-event-main { padding: 1px 3px; }
+.fc-timegrid-event .fc-event-main { padding: 1px 3px; overflow: hidden; }
+.fc-timegrid-slot { height: 1.9em; }
 """
 
 
@@ -63,6 +64,7 @@ def _options(view: str, anchor: date, tz: ZoneInfo) -> dict[str, Any]:
         "eventDurationEditable": False,
         "allDaySlot": False,
         "nowIndicator": True,
+        "displayEventEnd": False,
         "slotDuration": "00:30:00",
         "scrollTime": "07:00:00",
         "contentHeight": 640,
