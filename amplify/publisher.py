@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from amplify import queue
+from amplify import queue, ratelimit
 from amplify.config import get_settings
 from amplify.errors import ConfigError
 from amplify.models import Account, Delivery, DeliveryKind, DeliveryStatus, PostState
@@ -40,6 +40,7 @@ from connectors.base import (
     AuthError,
     Connector,
     ConnectorError,
+    LimitReading,
     Media,
     OutgoingPost,
     PermanentError,
@@ -128,6 +129,12 @@ def _text_limit(connector: Connector) -> int | None:
     """A connector may know its account's own limit (a Mastodon instance's); None: default."""
     known = getattr(connector, "text_limit", None)
     return known() if callable(known) else None
+
+
+def _limits_seen(connector: Connector) -> list[LimitReading]:
+    """The limits a connector saw on its last write (X reports its daily caps), if any."""
+    seen = getattr(connector, "limits_seen", None)
+    return [r for r in seen if isinstance(r, LimitReading)] if isinstance(seen, list) else []
 
 
 def _default_connector_for(account: Account) -> Connector:
@@ -225,9 +232,15 @@ def _file_failure(
 
 
 def _file_success(
-    factory: sessionmaker[Session], delivery_id: int, worker_id: str, receipts: list[Receipt]
+    factory: sessionmaker[Session],
+    delivery_id: int,
+    worker_id: str,
+    receipts: list[Receipt],
+    limits: Sequence[LimitReading] = (),
 ) -> Outcome:
-    """Commit the receipts; on a database error leave the delivery for reconciliation."""
+    """Commit the receipts; on a database error leave the delivery for reconciliation.
+    ``limits``: what the platform reported about its limits with the answer (X's daily
+    caps), so the shared budgets follow the platform's own count."""
     try:
         with factory() as s:
             # Read the story's state under its lock, so only the delivery that really
@@ -239,6 +252,9 @@ def _file_success(
                 return Outcome.LEASE_LOST
             if was != PostState.PUBLISHED and post.state == PostState.PUBLISHED:
                 _notify(s, "published", post=post, post_id=post.id)
+            delivery = s.get(Delivery, delivery_id) if limits else None
+            if delivery is not None:
+                ratelimit.observe(s, delivery.account.platform, delivery.account_id, limits)
             s.commit()
     except Exception as exc:
         log.error(
@@ -374,7 +390,7 @@ def publish_one(
     if not receipts:
         empty = TransientError("the platform accepted the post but returned no record of it")
         return _file_failure(factory, delivery_id, worker_id, empty, policy)
-    return _file_success(factory, delivery_id, worker_id, receipts)
+    return _file_success(factory, delivery_id, worker_id, receipts, _limits_seen(connector))
 
 
 def reconcile_one(

@@ -46,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from amplify import ratelimit
 from amplify.config import get_settings
 from amplify.db import is_postgres
 from amplify.models import (
@@ -386,8 +387,11 @@ def complete(
     return True
 
 
-def _defer_account(s: Session, account_id: int, until: datetime, except_id: int) -> None:
-    """Push the account's other pending deliveries to ``until``: the limit is per account."""
+def _defer_account(
+    s: Session, account_id: int, until: datetime, except_id: int, reason: str
+) -> None:
+    """Push the account's other pending deliveries to ``until`` (the limit is per account),
+    each saying why it waits."""
     s.execute(
         update(Delivery)
         .where(
@@ -396,7 +400,7 @@ def _defer_account(s: Session, account_id: int, until: datetime, except_id: int)
             Delivery.status == DeliveryStatus.PENDING,
             Delivery.next_attempt_at < until,
         )
-        .values(next_attempt_at=until)
+        .values(next_attempt_at=until, last_error=reason, error_kind=RateLimited.kind)
         .execution_options(synchronize_session=False)
     )
 
@@ -414,7 +418,8 @@ def fail(
     ``worker_id`` lost the lease (then nothing changes).
 
     - RateLimited: back to pending at the platform's ``retry_at`` (the attempt does not
-      count toward giving up); the account's other pending deliveries wait as well.
+      count toward giving up); the account's other pending deliveries wait as well, with
+      the same reason; the limits the answer reported correct the shared budgets.
     - TransientError (and any other kind): pending at the policy's backoff; ``failed``
       after ``policy.max_attempts`` attempts, with the reason.
     - PermanentError: ``failed`` with the platform's reason, for the lead.
@@ -445,7 +450,11 @@ def fail(
             when = now + timedelta(seconds=policy.delay(max(delivery.attempts, 1)))
         delivery.status = retry_status
         delivery.next_attempt_at = when
-        _defer_account(s, delivery.account_id, when, delivery.id)
+        _defer_account(s, delivery.account_id, when, delivery.id, message)
+        account = s.get(Account, delivery.account_id)
+        if error.limits and account is not None:
+            # The platform's own count of what is left corrects the shared budgets.
+            ratelimit.observe(s, account.platform, account.id, error.limits, now=now)
     elif isinstance(error, AuthError):
         # Reconciliation resumes once an admin fixes the account (claims skip it till then).
         delivery.status = retry_status if reconciling else DeliveryStatus.FAILED

@@ -23,7 +23,7 @@ from factories import make_account, make_delivery, make_post
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from amplify import queue
+from amplify import queue, ratelimit
 from amplify.db import session_factory
 from amplify.models import (
     Account,
@@ -162,6 +162,59 @@ def test_it_makes_no_call_before_the_reset_time_of_a_429(
     finally:
         worker.stop()
     assert x_server.stats()["posts_created"] == 3
+
+
+def test_it_sends_nothing_more_before_xs_24_hour_reset_after_a_daily_cap_429(
+    factory: sessionmaker[Session], x_server: XFakeServer
+) -> None:
+    with factory() as s:
+        chapter = x_account(s, x_server.url, "tok-daily")
+        x_deliveries(s, chapter, 3, "daily")
+        s.commit()
+    # The 15-minute window would reset in a minute; the day's cap only in 20 hours.
+    x_server.inject(
+        "rate_limit", endpoint="POST /2/tweets", reset_in=60, daily="user", daily_reset_in=72000
+    )
+    worker = Worker(concurrency=2, factory=factory, policy=FAST, metrics_enabled=False)
+    for _ in range(3):  # nothing is due again before the day's reset
+        worker.run_once(metrics=False)
+
+    assert x_server.stats()["calls"].get("POST /2/tweets", 0) == 1
+    day_reset = utcnow() + timedelta(hours=20)
+    with factory() as s:
+        for delivery in s.scalars(select(Delivery).where(Delivery.account_id == chapter.id)):
+            assert delivery.status == DeliveryStatus.PENDING
+            assert abs((delivery.next_attempt_at - day_reset).total_seconds()) < 30
+            assert delivery.last_error is not None
+            assert "X allows 17 posts a day" in delivery.last_error, delivery.last_error
+            assert "the next goes out" in delivery.last_error
+        assert ratelimit.blocked_accounts(s)[chapter.id] >= day_reset - timedelta(seconds=30)
+
+
+def test_it_holds_the_next_post_back_once_x_says_the_days_posts_are_used_up(
+    factory: sessionmaker[Session],
+) -> None:
+    """X counts 2 posts a day here and says so on each answer: the third is not sent at
+    all, and the story says why, with X's figure (not the Basic plan's 100)."""
+    with XFakeServer(user_day_limit=2) as server, factory() as s:
+        chapter = x_account(s, server.url, "tok-basic")
+        chapter.options = {"x_plan": "basic"}
+        x_deliveries(s, chapter, 3, "basic")
+        s.commit()
+        worker = Worker(concurrency=1, factory=factory, policy=FAST, metrics_enabled=False)
+        for _ in range(3):
+            worker.run_once(metrics=False)
+        assert server.stats()["calls"].get("POST /2/tweets", 0) == 2
+    with factory() as s:
+        waiting = s.scalars(
+            select(Delivery).where(
+                Delivery.account_id == chapter.id, Delivery.status == DeliveryStatus.PENDING
+            )
+        ).all()
+        assert len(waiting) == 1
+        assert waiting[0].next_attempt_at > utcnow() + timedelta(hours=23)
+        reason = waiting[0].last_error
+        assert reason is not None and "X allows 2 posts a day on your plan;" in reason, reason
 
 
 def test_it_stops_at_once_with_a_readable_reason_on_permanent_refusals(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from factories import make_account, make_delivery
 from sqlalchemy.orm import Session
 
 from amplify import ratelimit
 from amplify.models import DeliveryStatus, RateBudget, utcnow
+from connectors.base import LimitReading
 
 
 def test_it_lets_an_x_account_post_100_times_per_15_minutes_then_says_when_to_come_back(
@@ -117,3 +119,92 @@ def test_it_holds_every_x_account_when_the_apps_daily_10000_posts_are_spent(
     later = now + timedelta(minutes=14 * 100)
     assert ratelimit.acquire(session, "x", accounts[2].id, now=later) == now + timedelta(hours=24)
     assert set(ratelimit.blocked_accounts(session, now=later)) == {a.id for a in accounts}
+
+
+# --------------------------------------------------------------------------- X plans
+
+
+def x_on(session: Session, plan: str | None) -> int:
+    options = {"x_plan": plan} if plan else {}
+    return make_account(session, platform="x", options=options).id
+
+
+@pytest.mark.parametrize(
+    ("plan", "per_user", "per_app"),
+    [("free", 17, 17), ("basic", 100, 1_667), ("pro", None, 10_000), (None, None, 10_000)],
+)
+def test_it_takes_each_x_plans_documented_daily_caps(
+    session: Session, plan: str | None, per_user: int | None, per_app: int
+) -> None:
+    limits = ratelimit.limits_for(session, "x", x_on(session, plan))
+    by_key = {(lim.scope, lim.window): lim.capacity for lim in limits}
+    assert by_key["account", timedelta(hours=24)] == per_user
+    assert by_key["app", timedelta(hours=24)] == per_app
+    assert by_key["account", timedelta(minutes=15)] == 100
+
+
+def test_it_holds_a_free_plan_account_after_17_posts_a_day_and_says_why(
+    session: Session,
+) -> None:
+    acct = x_on(session, "free")
+    now = utcnow()
+    for minute in range(17):
+        assert ratelimit.acquire(session, "x", acct, now=now + timedelta(minutes=minute)) is None
+    later = now + timedelta(hours=1)
+    assert ratelimit.acquire(session, "x", acct, now=later) == now + timedelta(hours=24)
+    until, reason = ratelimit.blocked_reasons(session, now=later)[acct]
+    assert until == now + timedelta(hours=24)
+    assert reason.startswith("X allows 17 posts a day on your plan (Free); the next goes out")
+    assert f"{until:%H:%M} UTC" in reason
+
+
+def test_it_lets_xs_own_count_correct_the_daily_budget(session: Session) -> None:
+    acct = x_on(session, "basic")
+    now = utcnow()
+    reset = now + timedelta(hours=5)
+    # X says 3 of today's posts are left (we had counted none): 3 go, the fourth waits.
+    reading = LimitReading("account", timedelta(hours=24), remaining=3, limit=100, reset_at=reset)
+    ratelimit.observe(session, "x", acct, [reading], now=now)
+    for _ in range(3):
+        assert ratelimit.acquire(session, "x", acct, now=now) is None
+    assert ratelimit.acquire(session, "x", acct, now=now) == reset
+
+
+def test_it_takes_xs_figure_when_it_disagrees_with_the_plan(session: Session) -> None:
+    acct = x_on(session, "basic")  # the table says 100 a day
+    now = utcnow()
+    reset = now + timedelta(hours=3)
+    reading = LimitReading("account", timedelta(hours=24), remaining=0, limit=17, reset_at=reset)
+    ratelimit.observe(session, "x", acct, [reading], now=now)
+    assert ratelimit.acquire(session, "x", acct, now=now) == reset
+    daily = {(lim.scope, lim.window): lim for lim in ratelimit.limits_for(session, "x", acct)}
+    assert daily["account", timedelta(hours=24)].capacity == 17
+    _, reason = ratelimit.blocked_reasons(session, now=now)[acct]
+    assert reason.startswith("X allows 17 posts a day on your plan;"), reason
+
+
+def test_it_holds_every_x_account_when_x_says_the_apps_day_is_used_up(session: Session) -> None:
+    one, other = x_on(session, "basic"), x_on(session, "basic")
+    now = utcnow()
+    reset = now + timedelta(hours=7)
+    reading = LimitReading("app", timedelta(hours=24), remaining=0, limit=1_667, reset_at=reset)
+    ratelimit.observe(session, "x", one, [reading], now=now)
+    assert ratelimit.acquire(session, "x", other, now=now) == reset
+    reasons = ratelimit.blocked_reasons(session, now=now)
+    assert {one, other} <= set(reasons)
+    assert "1,667 posts a day for all your accounts together" in reasons[other][1]
+
+
+def test_it_ignores_read_limits_when_correcting_the_post_budget(session: Session) -> None:
+    acct = x_on(session, None)
+    now = utcnow()
+    reading = LimitReading(
+        "account",
+        timedelta(minutes=15),
+        remaining=0,
+        limit=900,
+        reset_at=now + timedelta(minutes=9),
+        action="read",
+    )
+    ratelimit.observe(session, "x", acct, [reading], now=now)
+    assert ratelimit.acquire(session, "x", acct, now=now) is None
