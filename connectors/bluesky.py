@@ -10,7 +10,15 @@ Exactly once: each part of a post is created with ``com.atproto.repo.createRecor
 a record key derived from the delivery's idempotency key and the part's index (a valid
 TID, see :func:`record_key`). A retry after a crash therefore names the same record; the
 PDS refuses to create it twice, and the connector reads the existing record back and
-returns its receipt. ``find_published`` reads those keys to see which parts landed.
+returns its receipt. ``find_published`` reads those keys to see which parts landed. The
+contract's time bound (``OutgoingPost.not_before``: nothing older than the first claim)
+holds by construction here: a record key derived from this delivery's idempotency key
+names this delivery's record and no other, so an older post with the same words is never
+looked at.
+
+An answer the SDK cannot read (empty, an HTML page, cut-off JSON, a record without its
+``uri``/``cid``) is reported as ``TransientError`` in plain words, never as the parser's
+exception.
 
 Rate limits are reported with the platform's reset time, never slept on.
 """
@@ -35,6 +43,7 @@ from atproto_client.exceptions import (
     BadRequestError,
     InvokeTimeoutError,
     LoginRequiredError,
+    ModelError,
     NetworkError,
     RateLimitExceededError,
     RequestErrorBase,
@@ -64,6 +73,7 @@ from connectors.base import (
     SpreaderInfo,
     TransientError,
     image_problems,
+    unreadable_answer,
 )
 
 log = logging.getLogger(__name__)
@@ -83,6 +93,18 @@ _AUTH_ERRORS = frozenset(
 )
 _ACCOUNT_ERRORS = frozenset({"AccountTakedown", "AccountDeactivated", "AccountSuspended"})
 _NOT_FOUND = frozenset({"RecordNotFound", "NotFound"})
+_SHAPE = "a field is missing or has the wrong type"
+
+
+def _not_json(exc: ValueError) -> str:
+    """A few words on a body the SDK could not parse (never the body itself)."""
+    text = str(exc)
+    if "EOF while parsing a value at line 1 column 0" in text:
+        return "an empty answer"
+    if "EOF while parsing" in text:
+        return "incomplete data"
+    return "something that is not data"
+
 
 # ----------------------------------------------------------------------------- record keys
 
@@ -301,6 +323,10 @@ class BlueskyConnector:
             raise self._translate(exc, action) from None
         except httpx.HTTPError as exc:
             raise TransientError(f"Bluesky could not be reached to {action}: {exc}") from None
+        except ValueError as exc:  # the SDK's JSON parser: an empty, cut or HTML body
+            raise unreadable_answer("Bluesky", action, _not_json(exc)) from None
+        except (LookupError, TypeError, AttributeError):
+            raise unreadable_answer("Bluesky", action, _SHAPE) from None
 
     def _call(self, action: str, fn: Callable[[Client], Any]) -> Any:
         """Run ``fn(client)``; a stored session the server no longer accepts is replaced by
@@ -360,7 +386,9 @@ class BlueskyConnector:
             return TransientError(
                 f"Bluesky failed to {action} (HTTP {status or '?'}): {detail or 'server error'}"
             )
-        return TransientError(f"Bluesky failed to {action}: {type(exc).__name__}")
+        if isinstance(exc, ModelError):  # JSON, but not the shape the lexicon says
+            return unreadable_answer("Bluesky", action, _SHAPE)
+        return unreadable_answer("Bluesky", action)
 
     @property
     def did(self) -> str:
