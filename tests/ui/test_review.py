@@ -42,6 +42,7 @@ def test_it_approves_a_story_now_on_a_sandbox_account(
     assert at.multiselect(key=f"rv_{pid}_acc").value == [acct], (
         "the story's platform is preselected"
     )
+    at.radio(key=f"rv_{pid}_when").set_value("Publish now").run()
     button(at, "Approve").click().run()
     post = _post(pid)
     assert post.state == "approved"

@@ -186,3 +186,161 @@ def test_it_keeps_a_custom_text_when_saving_fails_and_when_editing_the_draft(
     assert post.overrides == {"mastodon": "Toot: the van reached 3 villages."}, (
         "editing the draft does not drop its custom text"
     )
+
+
+# --------------------------------------------------------------------------- issue 8
+
+
+def _campaign(name: str = "Nurse Week") -> int:
+    from amplify import campaigns
+    from amplify.models import User
+
+    with session_scope() as s:
+        admin = s.scalars(select(User).where(User.role == "admin")).first()
+        return campaigns.create_campaign(s, admin, name=name).id
+
+
+def test_it_empties_every_field_after_submitting_and_the_next_story_keeps_nothing(
+    app_as: Callable[..., AppTest],
+) -> None:
+    cid = _campaign()
+    at = app_as("volunteer", "share.py")
+    assert at.selectbox(key=k(at, "campaign")).options[0] == "No campaign"
+    assert at.selectbox(key=k(at, "campaign")).index == 0, "no campaign, not 'Choose an option'"
+    at.text_area(key=k(at, "body")).input("First story: the van reached three villages.")
+    at.text_input(key=k(at, "link")).input("https://example.org/first")
+    at.selectbox(key=k(at, "campaign")).set_value(cid)
+    at.multiselect(key=k(at, "platforms")).set_value(["mastodon"])
+    at.run()
+    at.text_area(key=k(at, "ov_mastodon")).input("Toot about the van.")
+    at.checkbox(key=k(at, "want_time")).check()
+    at.run()
+    button(at, "Submit for review").click().run()
+    assert "with the leads for review" in texts(at)
+    assert "Write another story" in texts(at)
+    assert at.text_area(key=k(at, "body")).value == ""
+    assert at.text_input(key=k(at, "link")).value == ""
+    assert at.selectbox(key=k(at, "campaign")).index == 0
+    assert at.checkbox(key=k(at, "want_time")).value is False
+    assert not at.file_uploader[0].value
+    button(at, "Submit for review").click().run()
+    assert any("text is empty" in e.value for e in at.error), "nothing typed: nothing sent"
+    assert len(_posts()) == 1
+    at.text_area(key=k(at, "body")).input("Second story: a new clinic opened.").run()
+    button(at, "Submit for review").click().run()
+    first, second = _posts()
+    assert (first.link, first.campaign_id) == ("https://example.org/first", cid)
+    assert first.overrides == {"mastodon": "Toot about the van."}
+    assert second.body == "Second story: a new clinic opened."
+    assert (second.link, second.campaign_id, second.overrides) == (None, None, {})
+    assert second.state == "submitted" and not second.autosaved
+
+
+def test_it_refuses_the_same_story_sent_again_right_away(app_as: Callable[..., AppTest]) -> None:
+    at = app_as("volunteer", "share.py")
+    for _ in range(2):
+        at.text_area(key=k(at, "body")).input("Our clinic cut ER wait times in half.")
+        at.text_input(key=k(at, "link")).input("https://example.org/er")
+        button(at, "Submit for review").click().run()
+    assert "You already sent this story for review at" in texts(at)
+    assert [p.state for p in _posts()] == ["submitted"]
+
+
+def test_it_keeps_what_is_typed_and_restores_it_after_a_reload(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    from uikit import open_app
+
+    at = app_as("volunteer", "share.py")
+    at.text_area(key=k(at, "body")).input("Half written, then the laptop restarted").run()
+    at.text_input(key=k(at, "link")).input("https://example.org/half").run()
+    [kept] = _posts()
+    assert kept.autosaved and kept.state == "draft"
+    assert (kept.body, kept.link) == (
+        "Half written, then the laptop restarted",
+        "https://example.org/half",
+    )
+
+    again = open_app(people["volunteer"], "share.py")  # a reload: a new session
+    assert "We kept what you were writing at" in texts(again)
+    assert again.text_area(key=k(again, "body")).value == kept.body
+    assert again.text_input(key=k(again, "link")).value == "https://example.org/half"
+    again.text_area(key=k(again, "body")).input("Half written, then finished.").run()
+    button(again, "Submit for review").click().run()
+    [post] = _posts()
+    assert post.id == kept.id and post.state == "submitted" and not post.autosaved
+    assert post.body == "Half written, then finished."
+    fresh = open_app(people["volunteer"], "share.py")
+    assert fresh.text_area(key=k(fresh, "body")).value == "", "nothing left to restore"
+
+
+def test_it_lists_an_autosaved_draft_in_my_stories_and_deletes_it(
+    app_as: Callable[..., AppTest],
+) -> None:
+    at = app_as("volunteer", "share.py")
+    at.text_area(key=k(at, "body")).input("Typed, then abandoned.").run()
+    at.switch_page("amplify/ui/pages/my_stories.py").run()
+    assert "Drafts (1)" in texts(at) and "autosaved" in texts(at)
+    button(at, "Delete draft #1").click().run()
+    assert _posts() == []
+    assert "Draft #1 deleted." in texts(at)
+    at.switch_page("amplify/ui/pages/share.py").run()
+    assert at.text_area(key=k(at, "body")).value == "", "the deleted draft's form is emptied"
+    assert _posts() == [], "and not kept again"
+
+
+def test_it_shows_the_leads_note_while_the_author_edits_the_story(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    from uikit import submitted_story
+
+    from amplify import workflow
+    from amplify.models import User
+
+    pid = submitted_story(people["volunteer"], "A story without the clinic's name.")
+    with session_scope() as s:
+        lead = s.get(User, people["lead"])
+        workflow.reject(s, lead, pid, "Add the **clinic's** name, please.")
+    at = app_as("volunteer", "my_stories.py")
+    button(at, "Edit").click().run()
+    at.switch_page("amplify/ui/pages/share.py")
+    assert at.text_area(key=k(at, "body")).value == "A story without the clinic's name."
+    assert "Note from the lead: Add the **clinic's** name, please." in texts(at)
+
+
+def test_it_warns_when_a_story_makes_too_long_a_thread(app_as: Callable[..., AppTest]) -> None:
+    at = app_as("volunteer", "share.py")
+    at.multiselect(key=k(at, "platforms")).set_value(["x", "mastodon"])
+    long = " ".join(["Volunteers staffed the screening tent all weekend long."] * 30)
+    at.text_area(key=k(at, "body")).input(long).run()
+    warnings = [w.value for w in at.warning]
+    assert any("On X this becomes a thread of" in w and "past 5" in w for w in warnings)
+    assert any("On Mastodon this becomes a thread of" in w and "past 3" in w for w in warnings)
+    at.text_area(key=k(at, "body")).input("A short win.").run()
+    assert not any("becomes a thread" in w.value for w in at.warning)
+
+
+def test_it_offers_the_next_open_slot_as_preferred_time_and_refuses_a_past_one(
+    app_as: Callable[..., AppTest],
+) -> None:
+    from datetime import timedelta
+
+    from uikit import add_sandbox_account
+
+    from amplify.models import Account, utcnow
+
+    acct = add_sandbox_account()
+    with session_scope() as s:
+        s.get(Account, acct).posting_slots = ["mon 09:00"]  # type: ignore[union-attr]
+    at = app_as("volunteer", "share.py")
+    at.multiselect(key=k(at, "platforms")).set_value(["sandbox"])
+    at.text_area(key=k(at, "body")).input("A story with a time.")
+    at.checkbox(key=k(at, "want_time")).check().run()
+    assert "next open posting slot" in texts(at)
+    day = at.date_input(key=k(at, "pref_day")).value
+    assert day.weekday() == 0 and at.time_input(key=k(at, "pref_time")).value.hour == 9
+    yesterday = (utcnow() - timedelta(days=2)).date()
+    at.date_input(key=k(at, "pref_day")).set_value(yesterday).run()
+    button(at, "Save draft").click().run()
+    assert any("preferred time has already passed" in e.value for e in at.error)
+    assert all(p.autosaved for p in _posts()), "nothing saved on purpose"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import streamlit as st
@@ -15,7 +18,9 @@ from amplify.permissions import Action
 from amplify.ui import state, widgets
 from amplify.ui.widgets import plain
 
-WHEN = ("Now", "At a time", "Next open posting slot")
+SLOT, AT, NOW = "Next open posting slot", "At a time", "Publish now"
+WHEN = (SLOT, AT, NOW)
+NO_CAMPAIGN = 0
 
 
 def next_open_slot(account_ids: list[int]) -> datetime:
@@ -36,12 +41,11 @@ def next_open_slot(account_ids: list[int]) -> datetime:
     return found
 
 
-def _when(key: str, choice: str, account_ids: list[int], tz: ZoneInfo) -> datetime:
-    if choice == "At a time":
-        return st.session_state[f"{key}_at"]
-    if choice == "Next open posting slot":
+def _slot_or_none(account_ids: list[int]) -> datetime | None:
+    try:
         return next_open_slot(account_ids)
-    return utcnow()
+    except AmplifyError:
+        return None
 
 
 def _seen_version(post: Post) -> int:
@@ -61,36 +65,69 @@ def _merged_overrides(post: Post, typed: dict[str, str]) -> dict[str, str]:
     return merged
 
 
-def _approve(
-    post: Post,
-    body: str,
-    account_ids: list[int],
-    when: datetime,
-    amplify: bool,
-    overrides: dict[str, str] | None = None,
-) -> None:
-    with state.db() as s:
-        actor = state.actor(s)
-        version = _seen_version(post)
-        changes: dict[str, object] = {}
-        if body.strip() != post.body:
-            changes["body"] = body
-        if overrides is not None:
-            merged = _merged_overrides(post, overrides)
-            if merged != dict(post.overrides or {}):
-                changes["overrides"] = merged
-        if changes:
-            edited = workflow.edit(s, actor, post.id, expected_version=version, **changes)
-            version = edited.version
-        workflow.approve(
-            s,
-            actor,
-            post.id,
-            account_ids=account_ids,
-            scheduled_for=when,
-            amplify=amplify,
-            expected_version=version,
-        )
+@dataclass
+class Card:
+    """What the lead has set in one story's card (typed, not yet saved)."""
+
+    post: Post
+    body: str
+    link: str
+    campaign_id: int | None
+    thread_cap: int | None
+    account_ids: list[int]
+    choice: str
+    at: datetime | None
+    amplify: bool
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    def changes(self) -> dict[str, object]:
+        """The story's fields the lead changed in the card."""
+        post = self.post
+        out: dict[str, object] = {}
+        if self.body.strip() != post.body:
+            out["body"] = self.body
+        if (self.link.strip() or None) != post.link:
+            out["link"] = self.link
+        if self.campaign_id != post.campaign_id:
+            out["campaign_id"] = self.campaign_id
+        if self.thread_cap != post.thread_cap:
+            out["thread_cap"] = self.thread_cap
+        merged = _merged_overrides(post, self.overrides)
+        if merged != dict(post.overrides or {}):
+            out["overrides"] = merged
+        return out
+
+    def when(self) -> tuple[datetime, bool]:
+        """(time, publish_now) for approve."""
+        if self.choice == NOW:
+            return utcnow(), True
+        if self.choice == AT:
+            if self.at is None:
+                raise ValidationFailed(["Pick a day and a time to publish at."])
+            return self.at, False
+        return next_open_slot(self.account_ids), False
+
+    def approve(self) -> datetime:
+        """Save the card's edits and approve, in one transaction; the time it goes out."""
+        when, now = self.when()
+        with state.db() as s:
+            actor = state.actor(s)
+            version = _seen_version(self.post)
+            changes = self.changes()
+            if changes:
+                edited = workflow.edit(s, actor, self.post.id, expected_version=version, **changes)
+                version = edited.version
+            workflow.approve(
+                s,
+                actor,
+                self.post.id,
+                account_ids=self.account_ids,
+                scheduled_for=when,
+                amplify=self.amplify,
+                expected_version=version,
+                publish_now=now,
+            )
+        return when
 
 
 def _reload(post_id: int) -> None:
@@ -114,13 +151,13 @@ def _override_fields(key: str, post: Post, platforms: list[str]) -> dict[str, st
     saved = post.overrides or {}
     out: dict[str, str] = {}
     for platform in platforms:
-        field = f"{key}_ov_{platform}_v{_seen_version(post)}"
-        st.session_state.setdefault(field, saved.get(platform, ""))
+        name_key = f"{key}_ov_{platform}_v{_seen_version(post)}"
+        st.session_state.setdefault(name_key, saved.get(platform, ""))
         name = widgets.platform_label(platform)
-        with st.expander(f"Custom text for {name}", expanded=bool(st.session_state[field])):
+        with st.expander(f"Custom text for {name}", expanded=bool(st.session_state[name_key])):
             out[platform] = st.text_area(
                 f"Custom text for {name}",
-                key=field,
+                key=name_key,
                 height=100,
                 help="Sent on this platform instead of the text above. Leave empty to use it. "
                 "The link and campaign hashtags are still added.",
@@ -128,30 +165,32 @@ def _override_fields(key: str, post: Post, platforms: list[str]) -> dict[str, st
     return out
 
 
-def _what_goes_out(post: Post, body: str, overrides: dict[str, str], chosen: list[Account]) -> None:
+def _what_goes_out(card: Card, campaign: Any, chosen: list[Account]) -> None:
     """Per platform of the chosen accounts: the exact parts the publisher will send."""
     if not chosen:
         st.caption("Choose at least one account to see exactly what goes out.")
         return
     # Same inputs as publisher._render (campaign UTM slug, utm_enabled, hashtags, override).
-    inputs = textrules.campaign_inputs(post.campaign)
+    inputs = textrules.campaign_inputs(campaign)
     by_platform: dict[str, list[Account]] = {}
     for acct in chosen:
         by_platform.setdefault(acct.platform, []).append(acct)
     st.markdown("**What goes out**")
+    link = card.link.strip() or None
     for platform, accts in by_platform.items():
-        custom = overrides.get(platform, "").strip() or None
+        custom = card.overrides.get(platform, "").strip() or None
         handles = ", ".join(a.handle for a in accts)
+        name = widgets.platform_label(platform)
         with st.container(border=True):
             try:
-                parts = textrules.render(platform, body, link=post.link, override=custom, **inputs)
+                parts = textrules.render(platform, card.body, link=link, override=custom, **inputs)
             except ValueError as exc:
-                st.warning(f"{widgets.platform_label(platform)} ({plain(handles)}): {plain(exc)}")
+                st.warning(f"{name} ({plain(handles)}): {plain(exc)}")
                 continue
             shape = f"a thread of {len(parts)} posts" if len(parts) > 1 else "one post"
             note = " · custom text" if custom else ""
-            title = widgets.platform_label(platform)
-            st.markdown(f"**{title}** ({plain(handles)}) — {shape}{note}")
+            st.markdown(f"**{name}** ({plain(handles)}) — {shape}{note}")
+            _thread_notice(platform, len(parts), card.thread_cap)
             limit = textrules.limit_for(platform)
             for i, part in enumerate(parts, start=1):
                 count = textrules.length(platform, part)
@@ -161,7 +200,69 @@ def _what_goes_out(post: Post, body: str, overrides: dict[str, str], chosen: lis
                 st.text(part)
 
 
-def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool) -> None:
+def _thread_notice(platform: str, parts: int, cap: int | None) -> None:
+    name = widgets.platform_label(platform)
+    if cap is not None and parts > cap:
+        st.error(
+            f"{parts} posts on {name}, but the thread is capped at {cap}: approving is refused "
+            f"until the text is shorter (or {name} gets a shorter custom text) or the cap is "
+            "raised.",
+            icon=":material/block:",
+        )
+    elif textrules.long_thread(platform, parts):
+        st.warning(
+            f"A thread of {parts} posts on {name}; past {textrules.thread_warn_above(platform)} "
+            "most readers stop. Shorten it, give it a custom text, or cap the thread.",
+            icon=":material/format_list_numbered:",
+        )
+
+
+def _campaign_box(key: str, post: Post, camps: list[Any]) -> tuple[int | None, Any]:
+    by_id = {c.id: c for c in camps}
+    if post.campaign is not None and post.campaign_id not in by_id:
+        by_id[post.campaign.id] = post.campaign  # archived since: still shown as it is
+    if not by_id:
+        return None, None
+    box = f"{key}_camp_v{_seen_version(post)}"
+    st.session_state.setdefault(box, post.campaign_id or NO_CAMPAIGN)
+    chosen = st.selectbox(
+        "Campaign",
+        options=[NO_CAMPAIGN, *by_id],
+        format_func=lambda cid: "No campaign" if cid == NO_CAMPAIGN else by_id[cid].name,
+        key=box,
+    )
+    return (chosen or None), by_id.get(chosen)
+
+
+def _when(key: str, post: Post, chosen: list[int], tz: ZoneInfo) -> tuple[str, datetime | None]:
+    """The "When" choice; by default the next open posting slot (or a time, without slots)."""
+    slot = _slot_or_none(chosen)
+    st.session_state.setdefault(f"{key}_when", SLOT if slot is not None else AT)
+    choice = st.radio(
+        "When",
+        WHEN,
+        key=f"{key}_when",
+        horizontal=False,
+        help="A time already past is refused: choose “Publish now” to send it at once.",
+    )
+    at = None
+    if choice == SLOT:
+        if slot is not None:
+            st.caption(f"Goes out {widgets.fmt_time(slot, tz)}.")
+        else:
+            st.caption("These accounts have no open posting slot; pick a time instead.")
+    elif choice == AT:
+        wished = (
+            post.preferred_time if post.preferred_time and post.preferred_time > utcnow() else None
+        )
+        default = wished or slot or (utcnow() + timedelta(hours=1))
+        at = widgets.datetime_input("Publish at", key=f"{key}_dt", default=default, tz=tz)
+    return choice, at
+
+
+def _story(
+    post: Post, accounts: list[Account], camps: list[Any], tz: ZoneInfo, can_amplify: bool
+) -> Card:
     key = f"rv_{post.id}"
     seen = _seen_version(post)
     labels = {a.id: widgets.account_label(a.platform, a.handle) for a in accounts}
@@ -171,16 +272,13 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
         top[1].markdown(f"**#{post.id}** by {plain(post.author.name)}")
         top[2].caption(f"submitted {widgets.fmt_time(post.submitted_at or post.created_at, tz)}")
         meta = []
-        if post.campaign is not None:
-            meta.append(f"campaign: {plain(post.campaign.name)}")
         if post.target_platforms:
             meta.append(
                 "wants " + ", ".join(widgets.platform_label(p) for p in post.target_platforms)
             )
         if post.preferred_time:
-            meta.append(f"preferred time {widgets.fmt_time(post.preferred_time, tz)}")
-        if post.link:
-            meta.append(f"link {plain(post.link)}")
+            passed = " (passed)" if post.preferred_time < utcnow() else ""
+            meta.append(f"preferred time {widgets.fmt_time(post.preferred_time, tz)}{passed}")
         if meta:
             st.caption(" · ".join(meta))
         if post.media:
@@ -194,6 +292,16 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
                         f"Image missing on disk ({plain(m.path)}); alt text: {plain(m.alt_text)}"
                     )
         body = st.text_area("Text", value=post.body, key=f"{key}_body_v{seen}", height=120)
+        c = st.columns([3, 2])
+        link = c[0].text_input(
+            "Link",
+            value=post.link or "",
+            key=f"{key}_link_v{seen}",
+            placeholder="https://…",
+            help="Fix or remove the story's link; it is checked when you approve.",
+        )
+        with c[1]:
+            campaign_id, campaign = _campaign_box(key, post, camps)
         st.session_state.setdefault(f"{key}_acc", _accounts_for(post, accounts))
         chosen = st.multiselect(
             "Publish from", options=list(labels), format_func=lambda i: labels[i], key=f"{key}_acc"
@@ -203,15 +311,34 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
             dict.fromkeys([*(post.target_platforms or []), *(a.platform for a in chosen_accts)])
         )
         overrides = _override_fields(key, post, platforms)
-        _what_goes_out(post, body, overrides, chosen_accts)
+        cap = st.number_input(
+            "Longest thread allowed (posts)",
+            min_value=1,
+            max_value=workflow.MAX_THREAD_CAP,
+            value=post.thread_cap,
+            step=1,
+            key=f"{key}_cap_v{seen}",
+            placeholder="no cap",
+            help="Leave empty for no cap. A story that needs more posts is refused at approval.",
+        )
+        card = Card(
+            post=post,
+            body=body,
+            link=link,
+            campaign_id=campaign_id,
+            thread_cap=int(cap) if cap is not None else None,
+            account_ids=list(chosen),
+            choice=SLOT,
+            at=None,
+            amplify=False,
+            overrides=overrides,
+        )
+        _what_goes_out(card, campaign, chosen_accts)
         c = st.columns([2, 3])
-        choice = c[0].radio("When", WHEN, key=f"{key}_when", horizontal=False)
+        with c[0]:
+            card.choice, card.at = _when(key, post, list(chosen), tz)
         with c[1]:
-            if choice == "At a time":
-                st.session_state[f"{key}_at"] = widgets.datetime_input(
-                    "Publish at", key=f"{key}_dt", default=post.preferred_time, tz=tz
-                )
-            amplify = (
+            card.amplify = (
                 st.checkbox("Ask advocates to amplify it", key=f"{key}_amp")
                 if can_amplify
                 else False
@@ -219,8 +346,7 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
         a, r = st.columns(2)
         if a.button("Approve", key=f"{key}_approve", type="primary"):
             try:
-                when = _when(key, choice, chosen, tz)
-                _approve(post, body, chosen, when, amplify, overrides)
+                when = card.approve()
             except AmplifyError as exc:
                 if isinstance(exc, Conflict):
                     _reload(post.id)
@@ -234,33 +360,39 @@ def _story(post: Post, accounts: list[Account], tz: ZoneInfo, can_amplify: bool)
                 lambda: _reject(post, note), f"Story #{post.id} sent back to its author."
             ):
                 st.rerun()
+    return card
 
 
-def _bulk(posts: list[Post], accounts: list[Account], tz: ZoneInfo) -> None:
-    selected = [p for p in posts if st.session_state.get(f"rv_{p.id}_sel")]
+def _run_all(
+    selected: list[Card], act: Callable[[Card], object]
+) -> list[tuple[int, Exception | None]]:
+    results: list[tuple[int, Exception | None]] = []
+    for card in selected:
+        try:
+            act(card)
+            results.append((card.post.id, None))
+        except AmplifyError as exc:
+            if isinstance(exc, Conflict):
+                _reload(card.post.id)
+            results.append((card.post.id, exc))
+    return results
+
+
+def _bulk(cards: list[Card]) -> None:
+    selected = [c for c in cards if st.session_state.get(f"rv_{c.post.id}_sel")]
     with st.expander(f"Bulk actions ({len(selected)} selected)", expanded=bool(selected)):
         st.caption(
-            "Approve: each selected story goes out now on the accounts chosen in its card. "
-            "Send back: each selected story returns to its author with this note."
+            "Approve: each selected story is approved as its card is set — its text, link, "
+            "accounts and time, edits included. Send back: each selected story returns to its "
+            "author with this note."
         )
         note = st.text_input("Note for the authors", key="rv_bulk_note")
         c1, c2 = st.columns(2)
         results: list[tuple[int, Exception | None]] = []
         if c1.button("Approve selected", disabled=not selected):
-            for post in selected:
-                try:
-                    ids = st.session_state.get(f"rv_{post.id}_acc") or _accounts_for(post, accounts)
-                    _approve(post, post.body, list(ids), utcnow(), False)
-                    results.append((post.id, None))
-                except AmplifyError as exc:
-                    results.append((post.id, exc))
+            results = _run_all(selected, Card.approve)
         if c2.button("Send back selected", disabled=not selected):
-            for post in selected:
-                try:
-                    _reject(post, note)
-                    results.append((post.id, None))
-                except AmplifyError as exc:
-                    results.append((post.id, exc))
+            results = _run_all(selected, lambda card: _reject(card.post, note))
         if results:
             done = [pid for pid, err in results if err is None]
             for pid, err in results:
@@ -274,6 +406,15 @@ def _bulk(posts: list[Post], accounts: list[Account], tz: ZoneInfo) -> None:
                     widgets.flash(message)
                     st.rerun()
                 st.success(message)
+
+
+def _campaigns() -> list[Any]:
+    from amplify import campaigns
+
+    with state.db() as s:
+        rows = list(campaigns.list_campaigns(s))
+        s.expunge_all()
+    return rows
 
 
 def render() -> None:
@@ -290,12 +431,14 @@ def render() -> None:
         st.success("Nothing waiting for review.", icon=":material/task_alt:")
         return
     st.caption(f"{len(posts)} stor{'y' if len(posts) == 1 else 'ies'} waiting, oldest first.")
-    _bulk(posts, accounts, tz)
+    bulk = st.container()  # filled after the cards, so it acts on what is typed in them
     from amplify import permissions
 
     can_amplify = permissions.can(user, Action.AMPLIFY)
-    for post in posts:
-        _story(post, accounts, tz, can_amplify)
+    camps = _campaigns()
+    cards = [_story(post, accounts, camps, tz, can_amplify) for post in posts]
+    with bulk:
+        _bulk(cards)
 
 
 if __name__ == "__main__":
