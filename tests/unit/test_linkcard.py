@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import json
+import socket
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+import httpx
 import pytest
 
 from connectors import linkcard
-from connectors.linkcard import LinkCard, fetch_card, fetch_image, is_public_host, parse_card
+from connectors.base import ConnectorContext, OutgoingPost
+from connectors.bluesky import BlueskyConnector
+from connectors.linkcard import (
+    LinkCard,
+    fetch_card,
+    fetch_image,
+    is_public_address,
+    is_public_host,
+    parse_card,
+)
+from tests.unit.test_bluesky_unit import DID, HANDLE, fake_jwt
 
 URL = "https://example.org/story"
 
@@ -173,10 +190,187 @@ def test_it_knows_private_and_local_addresses_are_not_public(host: str) -> None:
     assert not is_public_host(host.strip("[]"))
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::ffff:127.0.0.1",  # IPv4-mapped loopback
+        "::ffff:10.0.0.1",
+        "2002:7f00:1::1",  # 6to4 wrapping 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 wrapping 169.254.169.254
+        "fe80::1",
+        "fc00::1",
+        "ff02::1",  # multicast
+        "224.0.0.1",  # multicast (Python calls it global)
+        "240.0.0.1",  # reserved
+        "0.0.0.0",
+        "100.64.0.1",  # carrier-grade NAT
+    ],
+)
+def test_it_refuses_addresses_that_are_not_on_the_public_internet(address: str) -> None:
+    assert not is_public_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "2606:4700::1111", "::ffff:8.8.8.8"])
+def test_it_accepts_public_addresses(address: str) -> None:
+    assert is_public_address(ipaddress.ip_address(address))
+
+
+def _server(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def test_it_checks_every_redirect_hop(site: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A link on an allowed host that redirects to a refused one is not followed."""
-    monkeypatch.setattr(linkcard, "is_public_host", lambda host: host == "localhost")
+    """A link on an allowed address that redirects to a refused one is not followed: here
+    127.0.0.2 stands for a public server and 127.0.0.1 for the inside."""
+    target = f"{site}/ok"
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    outside = _server(Redirect, "127.0.0.2")
+    monkeypatch.setattr(linkcard, "is_public_address", lambda a: str(a) == "127.0.0.2")
     SEEN.clear()
-    port = site.rsplit(":", 1)[1]
-    assert fetch_card(f"http://localhost:{port}/redirect-inside") is None
-    assert SEEN == ["/redirect-inside"]  # the hop to 127.0.0.1 was never requested
+    try:
+        assert fetch_card(f"http://127.0.0.2:{outside.server_address[1]}/go") is None
+        assert fetch_card(f"http://127.0.0.2:{outside.server_address[1]}/go", allow_private=True)
+    finally:
+        outside.shutdown()
+        outside.server_close()
+    assert SEEN == ["/ok"]  # reached only when private addresses were allowed
+
+
+def test_it_connects_to_the_address_it_checked_when_the_name_rebinds(
+    site: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name answers a public address first, then 127.0.0.1. The fetch
+    must connect to the address it checked, never look the name up again."""
+    port = int(site.rsplit(":", 1)[1])
+    answers = iter(["93.184.215.14"] + ["127.0.0.1"] * 10)
+    real_lookup, real_connect = socket.getaddrinfo, socket.create_connection
+    connected: list[str] = []
+
+    def rebinding(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "rebind.test":
+            family = socket.AF_INET
+            return [(family, socket.SOCK_STREAM, 6, "", (next(answers), args[0] if args else 0))]
+        return real_lookup(host, *args, **kwargs)
+
+    def offline(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        """Connect only on this machine; record where each connection went."""
+        host, where = address[0], address[1]
+        ip = str(socket.getaddrinfo(host, where, type=socket.SOCK_STREAM)[0][4][0])
+        connected.append(ip)
+        if not ipaddress.ip_address(ip).is_loopback:
+            raise ConnectionRefusedError("no internet in tests")
+        return real_connect((ip, where), *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(socket, "create_connection", offline)
+    SEEN.clear()
+    assert fetch_card(f"http://rebind.test:{port}/ok") is None
+    assert SEEN == []  # the 127.0.0.1 server was never reached
+    assert connected == ["93.184.215.14"]
+
+
+@pytest.fixture
+def dribbler() -> Iterator[str]:
+    """A server that sends its headers, then one byte of the page every 1.5 s."""
+    stop = threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", "60")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                for _ in range(60):
+                    self.wfile.write(b"<")
+                    self.wfile.flush()
+                    if stop.wait(1.5):
+                        return
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = _server(Slow)
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_it_cuts_a_dribbling_server_at_the_deadline(dribbler: str) -> None:
+    started = time.monotonic()
+    assert fetch_card(f"{dribbler}/page", allow_private=True, timeout=2.0, deadline=2.5) is None
+    elapsed = time.monotonic() - started
+    assert 2.4 < elapsed < 3.0  # each read came within its 2 s, but the whole fetch is capped
+
+
+def test_it_has_a_five_second_deadline_and_size_caps_by_default() -> None:
+    assert linkcard.DEADLINE == 5.0
+    assert linkcard.MAX_HTML_BYTES <= 1024 * 1024 and linkcard.MAX_IMAGE_BYTES == 5 * 1024 * 1024
+
+
+# --------------------------------------------------------------------------- card images
+
+
+def bomb_png(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A valid PNG header announcing ``width``×``height`` pixels, with a few rows of data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (width * 4 + 1) * 4)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
+
+
+def test_it_publishes_the_card_without_a_picture_that_is_a_decompression_bomb() -> None:
+    calls: list[str] = []
+    records: list[dict[str, Any]] = []
+
+    def pds(request: httpx.Request) -> httpx.Response:
+        nsid = request.url.path.removeprefix("/xrpc/")
+        calls.append(nsid)
+        if nsid == "com.atproto.server.createSession":
+            jwt = fake_jwt()
+            return httpx.Response(
+                200, json={"accessJwt": jwt, "refreshJwt": jwt, "handle": HANDLE, "did": DID}
+            )
+        if nsid == "com.atproto.repo.getRecord":
+            return httpx.Response(400, json={"error": "RecordNotFound", "message": "none"})
+        if nsid == "com.atproto.repo.createRecord":
+            body = json.loads(request.content)
+            records.append(body)
+            return httpx.Response(
+                200, json={"uri": f"at://{DID}/app.bsky.feed.post/{body['rkey']}", "cid": "bafyok"}
+            )
+        return httpx.Response(501, json={"error": "MethodNotImplemented", "message": nsid})
+
+    page = "https://example.org/story"
+    bluesky = BlueskyConnector(
+        ConnectorContext(HANDLE, "http://pds.invalid", {"app_password": "abcd-efgh-ijkl-mnop"}),
+        transport=httpx.MockTransport(pds),
+        fetch_card=lambda url: LinkCard(url, "Our story", "What happened", f"{url}/bomb.png"),
+        fetch_image=lambda url: bomb_png(),
+    )
+    [receipt] = bluesky.publish(OutgoingPost(parts=("Read it",), idempotency_key="k", link=page))
+    assert receipt.cid == "bafyok"
+    external = records[0]["record"]["embed"]["external"]
+    assert external["title"] == "Our story" and "thumb" not in external
+    assert "com.atproto.repo.uploadBlob" not in calls
