@@ -6,10 +6,18 @@ checks the signed-in person's role on every run.
 
 import streamlit as st
 
+from amplify import crypto
 from amplify.config import get_settings
+from amplify.errors import ConfigError
 from amplify.ui import auth, nav, widgets
 
 st.set_page_config(page_title="Amplify", page_icon=":material/campaign:", layout="wide")
+
+try:  # a missing or wrong secret key: say where it goes instead of failing later
+    crypto.verify_key()
+except ConfigError as exc:
+    st.error(f"Amplify cannot start: {exc}")
+    st.stop()
 
 if get_settings().embedded_worker:
     from amplify import embedded

@@ -65,12 +65,23 @@ class Format(enum.StrEnum):
     CSV = "csv"
 
 
+#: Commands that run before the key can be checked or to recover from a lost key.
+_NO_KEY_CHECK = {"db_upgrade", "accounts_reset_credentials"}
+
+
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn errors meant for people into a message on stderr and exit code 1."""
+    """Turn errors meant for people into a message on stderr and exit code 1.
+
+    Also refuses to run when stored credentials cannot be opened (missing or wrong key).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            if fn.__name__ not in _NO_KEY_CHECK:
+                from amplify.crypto import verify_key
+
+                verify_key()
             return fn(*args, **kwargs)
         except (AmplifyError, ConnectorError) as exc:
             typer.echo(f"Error: {exc}", err=True)
@@ -351,6 +362,29 @@ def accounts_list() -> None:
     )
 
 
+@accounts_app.command("reset-credentials")
+@friendly
+def accounts_reset_credentials(
+    yes: bool = typer.Option(False, "--yes", help="Confirm: the stored credentials are lost."),
+) -> None:
+    """After losing the secret key: forget the stored credentials so each account can be
+    reconnected (notification channels are removed and must be added again)."""
+    from amplify.crypto import reset_credentials
+
+    if not yes:
+        raise _fail(
+            "this forgets every account's stored credentials and removes notification "
+            "channels; only do it when the secret key is lost for good (restore "
+            "data/secret.key from a backup if you can). Run again with --yes to go ahead."
+        )
+    with session_scope() as s:
+        accounts, channels = reset_credentials(s)
+    typer.echo(
+        f"Reset {accounts} account(s): reconnect each one (Accounts page → Reconnect). "
+        f"Removed {channels} notification channel(s): add them again on the Team & settings page."
+    )
+
+
 @accounts_app.command("test")
 @friendly
 def accounts_test(
@@ -399,15 +433,14 @@ def posts_import(
     """Import stories from CSV: all rows, or none if any row is invalid.
 
     Columns: body, accounts (platform:handle;...), scheduled_for (ISO 8601, workspace
-    time zone unless it has an offset), campaign (an existing name), link, image (path
-    relative to the CSV), alt_text (required with an image).
+    time zone unless it has an offset; "now" publishes at once with --approve), campaign
+    (an existing name), link, image (path relative to the CSV), alt_text (required with an
+    image). At most 10,000 rows per file: split bigger files.
     """
     from amplify.importer import import_csv
 
-    with session_scope() as s:
-        result = import_csv(
-            s, file, as_email=as_email, approve=approve, skip_invalid=skip_invalid
-        )
+    # Checks run without the write lock; the write itself is one short transaction.
+    result = import_csv(file, as_email=as_email, approve=approve, skip_invalid=skip_invalid)
     for problem in result.problems:
         typer.echo(f"skipped {problem}", err=True)
     what = "approved and scheduled" if approve else "as drafts"

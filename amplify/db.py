@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from amplify.config import get_settings
+from amplify.config import get_settings, private_dir, tighten_file
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -27,13 +28,32 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """The database holds password hashes, emails and the audit log: the file 0600 in a
+    folder only its owner enters. SQLite gives -wal and -shm the database file's mode, so
+    creating the file 0600 before SQLite does covers them; older loose ones are tightened."""
+    data_dir = get_settings().data_dir
+    if data_dir.exists() or path.parent == data_dir:
+        private_dir(data_dir)
+    if not path.parent.exists():
+        private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        tighten_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            tighten_file(companion)
+
+
 def make_engine(url: str, *, readonly: bool = False) -> Engine:
     """``readonly`` (SQLite): plain deferred transactions, so readers never wait on writers
     (WAL lets them read the last committed state). Writers take the lock up front."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split("///", 1)[-1].split("?", 1)[0]
+        if path and path != ":memory:" and "///" in url:
+            _private_sqlite_file(Path(path))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},

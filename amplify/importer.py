@@ -6,16 +6,24 @@ Columns (header row required; order free; ``body`` and ``accounts`` must be pres
 ``accounts``       one or more ``platform:handle`` separated by ``;``
                    (e.g. ``x:team; bluesky:team.bsky.social``)
 ``scheduled_for``  ISO 8601 (``2026-03-01 09:00``, ``2026-03-01T15:00:00Z``); a time without
-                   an offset is read in the workspace time zone. Needed with ``--approve``.
+                   an offset is read in the workspace time zone. Needed with ``--approve``,
+                   where ``now`` publishes at once. A past time, a time the clocks skip
+                   (spring forward) and a time that happens twice (fall back; add the offset)
+                   are refused.
 ``campaign``       the name of an existing campaign (empty: none)
 ``link``           an http(s) URL
 ``image``          a path relative to the CSV file; copied into ``data/media/``
 ``alt_text``       required when ``image`` is given
 
+At most ``MAX_ROWS`` stories per file: split bigger files.
+
 ``parse_csv`` is pure apart from reading the accounts and campaigns that rows name: it
 returns the rows it understood and a ``(line_number, reason)`` problem for each row it did
-not. ``import_rows`` then creates the stories through the workflow services, in the
-caller's transaction: all of them, or (``skip_invalid``) all the valid ones.
+not. ``import_csv`` never holds the database's write lock while it reads and checks: every
+row is checked first (the story rules of ``amplify.workflow`` included) in a read-only
+transaction, so publishing and other writers carry on; then all rows are written in one
+short transaction of bulk inserts (10,000 rows: well under a second). All of them or none
+(or, with ``skip_invalid``, all the valid ones).
 """
 
 from __future__ import annotations
@@ -25,24 +33,50 @@ import hashlib
 import io
 import mimetypes
 import shutil
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from amplify.config import get_settings
+from amplify.db import session_scope
 from amplify.errors import AmplifyError, NotAllowed, NotFound, ValidationFailed
-from amplify.models import Account, Campaign, User
+from amplify.models import (
+    Account,
+    AccountStatus,
+    AuditEvent,
+    Campaign,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Post,
+    PostMedia,
+    PostState,
+    User,
+    utcnow,
+)
 from amplify.permissions import Action, refusal
 
 REQUIRED_COLUMNS = ("body", "accounts")
 OPTIONAL_COLUMNS = ("scheduled_for", "campaign", "link", "image", "alt_text")
 KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 MAX_IMAGE_BYTES = 5_000_000
+#: Stories per file. Checking is linear and writing is one bulk insert, so 10,000 rows take
+#: seconds (benchmarks/import_speed.py); beyond that a file is better split, to keep a
+#: mistake small and the dashboard's lists usable.
+MAX_ROWS = 10_000
+#: Largest file read: 10,000 long stories with their columns fit comfortably.
+MAX_FILE_BYTES = 50 * 1024 * 1024
+#: A scheduled time further ahead than this is almost certainly a typo in the year.
+MAX_AHEAD = timedelta(days=5 * 366)
+#: ``scheduled_for`` value meaning "publish at once" (with --approve).
+NOW = "now"
 
 
 @dataclass(frozen=True)
@@ -61,6 +95,7 @@ class ImportRow:
     account_ids: tuple[int, ...]
     platforms: tuple[str, ...]
     scheduled_for: datetime | None
+    publish_now: bool
     campaign_id: int | None
     link: str | None
     image: Path | None  # absolute path of the source file
@@ -101,12 +136,81 @@ class ImportFailed(AmplifyError):
 # --------------------------------------------------------------------------- parsing
 
 
+class TimeProblem(ValueError):
+    """A ``scheduled_for`` that cannot be used; the message says what to write instead."""
+
+
 def parse_time(text: str, tz: tzinfo) -> datetime:
-    """ISO 8601 date-time; without an offset it is a wall-clock time in ``tz``."""
-    value = datetime.fromisoformat(text.strip())
+    """ISO 8601 date-time, as aware UTC; without an offset it is a wall-clock time in ``tz``.
+
+    Raises TimeProblem for text that is not a time, a time out of range, a wall-clock time
+    the clocks skip in ``tz`` (spring forward) and one they pass twice (fall back).
+    """
+    example = "e.g. 2026-03-01 09:00 or 2026-03-01T15:00:00Z"
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise TimeProblem(f"{text!r} is not an ISO 8601 date and time ({example})") from None
     if value.tzinfo is None or value.utcoffset() is None:
-        value = value.replace(tzinfo=tz)
-    return value
+        value = _wall_clock(value, tz)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise TimeProblem(f"{text!r} is too far in the past or future; check the year") from None
+
+
+def _zone_name(tz: tzinfo) -> str:
+    return str(getattr(tz, "key", None) or tz)
+
+
+def _wall_clock(naive: datetime, tz: tzinfo) -> datetime:
+    """``naive`` read in ``tz``, refusing the times a change of clocks makes not exist or
+    exist twice (zoneinfo would silently shift the first and pick one of the second)."""
+    first, second = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
+    try:
+        before, after = first.utcoffset(), second.utcoffset()
+        if before == after:
+            return first
+        round_trip = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+    except OverflowError:
+        raise TimeProblem(f"{naive} is too far in the past or future; check the year") from None
+    assert before is not None and after is not None
+    day = naive.strftime("%Y-%m-%d")
+    shown = naive.strftime("%Y-%m-%d %H:%M")
+    if round_trip != naive:  # spring forward: this wall time is skipped
+        jump_from, jump_to = _jump(naive, tz, before, after)
+        raise TimeProblem(
+            f"{shown} does not exist in {_zone_name(tz)}: on {day} the clocks jump from "
+            f"{jump_from} to {jump_to}; pick a time outside that gap"
+        )
+    raise TimeProblem(
+        f"{shown} happens twice in {_zone_name(tz)} on {day} (the clocks go back): "
+        f"it could be {shown}{_offset(before)} or {shown}{_offset(after)}; write the one you "
+        "mean with its offset"
+    )
+
+
+def _offset(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _jump(naive: datetime, tz: tzinfo, before: timedelta, after: timedelta) -> tuple[str, str]:
+    """The wall-clock times on either side of the gap ``naive`` falls in, e.g. 2:00 → 3:00."""
+    low = (naive - after).replace(tzinfo=UTC)  # an instant before the change
+    high = (naive - before).replace(tzinfo=UTC)  # one after it
+    while high - low > timedelta(minutes=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(tz).utcoffset() == before:
+            low = middle
+        else:
+            high = middle
+    change = high.replace(second=0, microsecond=0)
+    return (
+        (change + before).strftime("%-H:%M"),
+        (change + after).strftime("%-H:%M"),
+    )
 
 
 def _account_index(s: Session) -> dict[tuple[str, str], list[Account]]:
@@ -155,8 +259,10 @@ def _parse_accounts(
             known = sorted(
                 {a.label for group in index.values() for a in group if a.platform == platform}
             )
-            hint = f"connected {platform} accounts: {', '.join(known)}" if known else (
-                f"no {platform} account is connected yet; add it with `amplify accounts add`"
+            hint = (
+                f"connected {platform} accounts: {', '.join(known)}"
+                if known
+                else (f"no {platform} account is connected yet; add it with `amplify accounts add`")
             )
             problems.append(f"no account {platform}:{handle} ({hint})")
         elif len(found) > 1:
@@ -188,7 +294,9 @@ def parse_csv(
 
         tz = workspace_tz(s)
     result = ParseResult()
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    # strict: a quote opened and never closed is an error at the end of the file, not one
+    # story swallowing every line after it.
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -216,6 +324,8 @@ def parse_csv(
 
     accounts = _account_index(s)
     campaigns = _campaign_index(s)
+    now = utcnow()
+    stories = 0
     line = reader.line_num + 1  # the line the next record starts on
     while True:
         start = line
@@ -224,11 +334,25 @@ def parse_csv(
         except StopIteration:
             break
         except csv.Error as exc:
-            result.problems.append(Problem(start, f"cannot be read as CSV ({exc}); check quotes"))
+            result.problems.append(Problem(start, _malformed(exc)))
             break
         line = reader.line_num + 1
         if not any(cell.strip() for cell in record):
             continue  # blank line
+        stories += 1
+        if stories > MAX_ROWS:
+            result.rows.clear()
+            result.problems = [
+                Problem(
+                    start,
+                    f"the file has more than {MAX_ROWS:,} stories; split it into files of at "
+                    f"most {MAX_ROWS:,} rows and import them one after another",
+                )
+            ]
+            return result
+        if any("\x00" in cell for cell in record):
+            result.problems.append(Problem(start, _NUL))
+            continue
         if len(record) > len(columns):
             result.problems.append(
                 Problem(
@@ -247,21 +371,11 @@ def parse_csv(
         row_accounts, account_problems = _parse_accounts(row.get("accounts", ""), accounts)
         problems.extend(account_problems)
 
-        scheduled_for: datetime | None = None
-        when = row.get("scheduled_for", "")
-        if when:
-            try:
-                scheduled_for = parse_time(when, tz)
-            except ValueError:
-                problems.append(
-                    f"scheduled_for {when!r} is not an ISO 8601 date and time "
-                    "(e.g. 2026-03-01 09:00 or 2026-03-01T15:00:00Z)"
-                )
-        elif require_schedule:
-            problems.append(
-                "scheduled_for is empty; with --approve every row needs a date and time "
-                "(e.g. 2026-03-01 09:00)"
-            )
+        scheduled_for, publish_now, time_problem = _schedule(
+            row.get("scheduled_for", ""), tz, now, require_schedule
+        )
+        if time_problem:
+            problems.append(time_problem)
 
         campaign_id: int | None = None
         campaign_name = row.get("campaign", "")
@@ -316,6 +430,7 @@ def parse_csv(
                 account_ids=tuple(a.id for a in row_accounts),
                 platforms=tuple(dict.fromkeys(a.platform for a in row_accounts)),
                 scheduled_for=scheduled_for,
+                publish_now=publish_now,
                 campaign_id=campaign_id,
                 link=link,
                 image=image,
@@ -324,6 +439,65 @@ def parse_csv(
             )
         )
     return result
+
+
+_NUL = (
+    "contains a NUL character (\\0), which cannot be stored; remove it (a file saved as "
+    "UTF-16 looks like this: save it again as CSV UTF-8)"
+)
+
+
+def _malformed(exc: csv.Error) -> str:
+    if "unexpected end of data" in str(exc):
+        return (
+            "a double quote opened on this line is never closed, so the file ends inside it; "
+            'close the quote (a quote inside quoted text is written twice: "")'
+        )
+    return f"is not well-formed CSV ({exc}); check the double quotes on this line"
+
+
+def _schedule(
+    text: str, tz: tzinfo, now: datetime, required: bool
+) -> tuple[datetime | None, bool, str | None]:
+    """(time, publish now?, problem) for one ``scheduled_for`` cell."""
+    example = "e.g. 2026-03-01 09:00"
+    if not text:
+        if required:
+            return (
+                None,
+                False,
+                (
+                    f"scheduled_for is empty; with --approve every row needs a date and time "
+                    f"({example}), or {NOW!r} to publish at once"
+                ),
+            )
+        return None, False, None
+    if text.strip().lower() == NOW:
+        if not required:
+            return (
+                None,
+                False,
+                (f"scheduled_for {NOW!r} only works with --approve; leave it empty for drafts"),
+            )
+        return now, True, None
+    try:
+        when = parse_time(text, tz)
+    except TimeProblem as exc:
+        return None, False, f"scheduled_for {exc}"
+    local = when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    if when < now:
+        fix = f", or write {NOW!r} to publish at once" if required else ""
+        return (
+            None,
+            False,
+            (
+                f"scheduled_for {text!r} ({local} {_zone_name(tz)}) has already passed; "
+                f"give a later time{fix}"
+            ),
+        )
+    if when > now + MAX_AHEAD:
+        return None, False, (f"scheduled_for {text!r} is more than five years away; check the year")
+    return when, False, None
 
 
 # --------------------------------------------------------------------------- importing
@@ -344,9 +518,7 @@ def acting_user(s: Session, email: str | None) -> User:
             "there are no users yet; add one with `amplify users add EMAIL --role admin`"
         )
     if count > 1:
-        raise ValidationFailed(
-            ["there is more than one user; say who imports with --as EMAIL"]
-        )
+        raise ValidationFailed(["there is more than one user; say who imports with --as EMAIL"])
     only = s.scalars(select(User)).one()
     return only
 
@@ -363,29 +535,22 @@ def copy_media(source: Path, data_dir: Path | None = None) -> str:
     return relative
 
 
-def _import_one(s: Session, actor: User, row: ImportRow, approve: bool) -> int:
+def _stored_media(row: ImportRow) -> tuple[Any, ...]:
+    """The row's image copied into data/media, as the workflow's MediaInput (or none)."""
     from amplify import workflow
 
-    media: tuple[workflow.MediaInput, ...] = ()
-    if row.image is not None:
-        media = (workflow.MediaInput(copy_media(row.image), row.alt_text, row.mime_type),)
-    post = workflow.create_draft(
-        s,
-        actor,
-        body=row.body,
-        campaign_id=row.campaign_id,
-        link=row.link,
-        target_platforms=row.platforms,
-        preferred_time=row.scheduled_for,
-        media=media,
-    )
-    if approve:
-        assert row.scheduled_for is not None  # parse_csv(require_schedule=True)
-        workflow.submit(s, actor, post.id)
-        workflow.approve(
-            s, actor, post.id, account_ids=row.account_ids, scheduled_for=row.scheduled_for
-        )
-    return post.id
+    if row.image is None:
+        return ()
+    return (workflow.MediaInput(copy_media(row.image), row.alt_text, row.mime_type),)
+
+
+@dataclass(frozen=True)
+class _Story:
+    """A row that passed every check, ready to be written."""
+
+    row: ImportRow
+    fields: dict[str, Any]  # the workflow's normalised story fields
+    media: tuple[Any, ...]
 
 
 def _may_approve(actor: User) -> None:
@@ -397,68 +562,270 @@ def _may_approve(actor: User) -> None:
         )
 
 
-def import_rows(
-    s: Session,
-    actor: User,
-    rows: Sequence[ImportRow],
-    *,
-    approve: bool = False,
-    skip_invalid: bool = False,
-) -> ImportResult:
-    """Create a story per row as ``actor`` (with ``approve``: submitted and approved too).
+def check_rows(
+    s: Session, actor: User, rows: Sequence[ImportRow], *, approve: bool = False
+) -> tuple[list[_Story], list[Problem]]:
+    """Apply the workflow's story rules to every row, reading only (no write lock).
 
-    Runs in the caller's transaction. A row the workflow refuses becomes a problem; unless
-    ``skip_invalid``, any problem means nothing is imported (the caller rolls back).
+    The same checks as ``workflow.create_draft`` (+ ``approve``): text, link, campaign,
+    images, the accounts' state, the text fitting each platform, and the double-send guard
+    (a story its author saved minutes ago, or the same story twice in the file).
     """
-    if approve:
-        _may_approve(actor)
-    result = ImportResult(approved=approve, actor_email=actor.email)
+    from amplify import workflow
+
+    since = utcnow() - workflow.DUPLICATE_WINDOW
+    recent = {
+        workflow._post_key(p): p.id
+        for p in s.scalars(
+            select(Post).where(
+                Post.author_id == actor.id,
+                Post.autosaved.is_(False),
+                Post.state != PostState.CANCELLED,
+                Post.created_at >= since,
+            )
+        )
+    }
+    seen: dict[Any, int] = {}
+    account_checks: dict[tuple[int, ...], tuple[list[Account], list[str]]] = {}
+    stories: list[_Story] = []
+    problems: list[Problem] = []
     for row in rows:
-        savepoint = s.begin_nested()
         try:
-            post_id = _import_one(s, actor, row, approve)
+            media = _stored_media(row)
+            fields = workflow._clean_fields(
+                s,
+                {
+                    "body": row.body,
+                    "campaign_id": row.campaign_id,
+                    "link": row.link,
+                    "target_platforms": list(row.platforms),
+                    "preferred_time": row.scheduled_for,
+                    "media": list(media),
+                },
+            )
         except AmplifyError as exc:
-            savepoint.rollback()
-            result.problems.append(Problem(row.line, str(exc)))
-            if not skip_invalid:
-                break
+            problems.append(Problem(row.line, _reason(exc)))
+            continue
+        reasons: list[str] = []
+        key = workflow._content_key(
+            fields["body"], fields["link"], fields["campaign_id"], fields["target_platforms"], {}
+        )
+        if key in seen:
+            reasons.append(f"the same story as line {seen[key]}; remove one of them")
+        elif key in recent:
+            reasons.append(
+                f"you saved this story minutes ago (#{recent[key]}); remove the row or wait "
+                "ten minutes if you really mean to share it twice"
+            )
+        seen.setdefault(key, row.line)
+        if approve:
+            if row.account_ids not in account_checks:
+                account_checks[row.account_ids] = workflow._accounts(s, row.account_ids)
+            accounts, account_problems = account_checks[row.account_ids]
+            reasons.extend(account_problems)
+            draft = Post(body=fields["body"], link=fields["link"], overrides={})
+            draft.campaign = s.get(Campaign, row.campaign_id) if row.campaign_id else None
+            reasons.extend(workflow._render_problems(draft, accounts))
+        if reasons:
+            problems.append(Problem(row.line, "; ".join(reasons)))
         else:
-            savepoint.commit()
-            result.post_ids.append(post_id)
-    if result.problems and not skip_invalid:
-        result.post_ids = []
-    return result
+            stories.append(_Story(row, fields, media))
+    return stories, problems
+
+
+def _reason(exc: AmplifyError) -> str:
+    if isinstance(exc, ValidationFailed):
+        return "; ".join(exc.problems)
+    return str(exc)
+
+
+def write_stories(
+    s: Session, actor: User, stories: Sequence[_Story], *, approve: bool = False
+) -> list[int]:
+    """Write checked stories in bulk (a few statements, whatever the number of rows), in the
+    caller's transaction. Returns the new post ids in row order."""
+    if not stories:
+        return []
+    _still_usable(s, stories, approve)
+    now = utcnow()
+    state = PostState.APPROVED if approve else PostState.DRAFT
+    post_ids = list(
+        s.scalars(
+            insert(Post).returning(Post.id, sort_by_parameter_order=True),
+            [
+                {
+                    "author_id": actor.id,
+                    "campaign_id": st.fields["campaign_id"],
+                    "body": st.fields["body"],
+                    "overrides": {},
+                    "link": st.fields["link"],
+                    "target_platforms": st.fields["target_platforms"],
+                    "state": state,
+                    "preferred_time": st.row.scheduled_for,
+                    "scheduled_for": st.row.scheduled_for if approve else None,
+                    "amplify": False,
+                    "autosaved": False,
+                    "created_at": now,
+                    "updated_at": now,
+                    "submitted_at": now if approve else None,
+                    "version": 1,
+                }
+                for st in stories
+            ],
+        )
+    )
+    media = [
+        {
+            "post_id": pid,
+            "position": i,
+            "path": m.path,
+            "alt_text": m.alt_text.strip(),
+            "mime_type": m.mime_type,
+        }
+        for pid, st in zip(post_ids, stories, strict=True)
+        for i, m in enumerate(st.media)
+    ]
+    if media:
+        s.execute(insert(PostMedia), media)
+    events = [
+        _event(actor, "post.created", pid, now, source="csv", line=st.row.line)
+        for pid, st in zip(post_ids, stories, strict=True)
+    ]
+    if approve:
+        s.execute(
+            insert(Delivery),
+            [
+                {
+                    "post_id": pid,
+                    "account_id": account_id,
+                    "kind": DeliveryKind.POST,
+                    "status": DeliveryStatus.PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": st.row.scheduled_for,
+                    "idempotency_key": uuid.uuid4().hex,
+                }
+                for pid, st in zip(post_ids, stories, strict=True)
+                for account_id in st.row.account_ids
+            ],
+        )
+        for pid, st in zip(post_ids, stories, strict=True):
+            when = st.row.scheduled_for
+            events.append(_event(actor, "post.submitted", pid, now, source="csv"))
+            events.append(
+                _event(
+                    actor,
+                    "post.approved",
+                    pid,
+                    now,
+                    source="csv",
+                    account_ids=list(st.row.account_ids),
+                    scheduled_for=when.isoformat() if when else None,
+                    publish_now=st.row.publish_now,
+                    amplify=False,
+                    created=len(st.row.account_ids),
+                )
+            )
+    s.execute(insert(AuditEvent), events)
+    return post_ids
+
+
+def _event(actor: User, action: str, post_id: int, at: datetime, **detail: Any) -> dict[str, Any]:
+    return {
+        "actor_id": actor.id,
+        "at": at,
+        "action": action,
+        "subject_type": "post",
+        "subject_id": post_id,
+        "detail": detail,
+    }
+
+
+def _still_usable(s: Session, stories: Sequence[_Story], approve: bool) -> None:
+    """What was checked without the lock may have changed since: an account disconnected,
+    a campaign archived. Re-read those (two small queries) under the lock."""
+    problems: list[Problem] = []
+    campaign_ids = {st.fields["campaign_id"] for st in stories} - {None}
+    archived = (
+        set(s.scalars(select(Campaign.id).where(Campaign.id.in_(campaign_ids), Campaign.archived)))
+        if campaign_ids
+        else set()
+    )
+    usable: set[int] = set()
+    if approve:
+        ids = {a for st in stories for a in st.row.account_ids}
+        usable = set(
+            s.scalars(
+                select(Account.id).where(Account.id.in_(ids), Account.status == AccountStatus.OK)
+            )
+        )
+    for st in stories:
+        if st.fields["campaign_id"] in archived:
+            problems.append(Problem(st.row.line, "its campaign was archived during the import"))
+        elif approve and not set(st.row.account_ids) <= usable:
+            problems.append(
+                Problem(st.row.line, "one of its accounts was disconnected during the import")
+            )
+    if problems:
+        raise ImportFailed(problems)
+
+
+def read_csv_file(path: Path) -> str:
+    """The file's text, refusing what cannot be a story file (missing, too big, not UTF-8)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ValidationFailed(
+                [
+                    f"{path} is {size // (1024 * 1024)} MB, more than the "
+                    f"{MAX_FILE_BYTES // (1024 * 1024)} MB a story file may be; split it into "
+                    f"files of at most {MAX_ROWS:,} rows"
+                ]
+            )
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFound(f"{path} does not exist; check the file name") from None
+    except IsADirectoryError:
+        raise NotFound(f"{path} is a folder; give the CSV file inside it") from None
+    except UnicodeDecodeError:
+        raise ValidationFailed([f"{path} is not UTF-8 text; save it as CSV UTF-8"]) from None
 
 
 def import_csv(
-    s: Session,
     path: Path,
     *,
     as_email: str | None = None,
     approve: bool = False,
     skip_invalid: bool = False,
+    url: str | None = None,
 ) -> ImportResult:
-    """Parse, check and import ``path`` in the caller's transaction.
+    """Check every row of ``path`` without the write lock, then write them all at once.
 
-    When any row is invalid and ``skip_invalid`` is false this raises ``ImportFailed``
-    listing every problem, and the caller's ``session_scope`` rolls back: nothing is
-    created. With ``skip_invalid`` the valid rows are imported and the result lists the
+    Runs its own transactions (``url``: the database, default the configured one): the
+    checks read only, so the worker, the dashboard and other commands keep writing while a
+    big file is checked; the write is one short transaction. When any row is invalid and
+    ``skip_invalid`` is false this raises ``ImportFailed`` listing every problem and nothing
+    is written. With ``skip_invalid`` the valid rows are imported and the result lists the
     skipped ones.
     """
-    actor = acting_user(s, as_email)
-    if approve:
-        _may_approve(actor)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFound(f"{path} does not exist; check the file name") from None
-    except UnicodeDecodeError:
-        raise ValidationFailed([f"{path} is not UTF-8 text; save it as CSV UTF-8"]) from None
-    parsed = parse_csv(s, text, base_dir=path.resolve().parent, require_schedule=approve)
-    if parsed.problems and not skip_invalid:
-        raise ImportFailed(parsed.problems)
-    result = import_rows(s, actor, parsed.rows, approve=approve, skip_invalid=skip_invalid)
-    if result.problems and not skip_invalid:
-        raise ImportFailed(result.problems)
-    result.problems = sorted(parsed.problems + result.problems, key=lambda p: p.line)
-    return result
+    with session_scope(url, readonly=True) as s:
+        actor = acting_user(s, as_email)
+        if approve:
+            _may_approve(actor)
+        text = read_csv_file(path)
+        parsed = parse_csv(s, text, base_dir=path.resolve().parent, require_schedule=approve)
+        if parsed.problems and not skip_invalid:
+            raise ImportFailed(parsed.problems)
+        stories, problems = check_rows(s, actor, parsed.rows, approve=approve)
+        if problems and not skip_invalid:
+            raise ImportFailed(sorted(parsed.problems + problems, key=lambda p: p.line))
+    with session_scope(url) as s:
+        actor = acting_user(s, actor.email)  # still there, still allowed, under the lock
+        if approve:
+            _may_approve(actor)
+        post_ids = write_stories(s, actor, stories, approve=approve)
+    return ImportResult(
+        post_ids=post_ids,
+        problems=sorted(parsed.problems + problems, key=lambda p: p.line),
+        approved=approve,
+        actor_email=actor.email,
+    )

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -140,7 +141,7 @@ def test_it_records_the_first_admin_as_the_one_adding_people(people: str) -> Non
 def test_it_imports_nothing_and_lists_every_bad_line(people: str, tmp_path: Path) -> None:
     path = csv_file(
         tmp_path,
-        "Good,sandbox:team.sandbox,2026-03-01 09:00,,,,\n"
+        f"Good,sandbox:team.sandbox,{datetime.now(UTC).year + 1}-03-01 09:00,,,,\n"
         "Bad,sandbox:ghost.sandbox,,,,,\n"
         "Worse,sandbox:team.sandbox,soon,,,,\n",
     )
@@ -181,7 +182,7 @@ def test_it_requires_as_when_several_people_could_import(people: str, tmp_path: 
 
 def test_it_reports_deliveries_as_json_and_csv(people: str, tmp_path: Path) -> None:
     path = csv_file(
-        tmp_path, "Due,sandbox:team.sandbox;sandbox:second.sandbox,2020-01-01T09:00:00Z,,,,\n"
+        tmp_path, "Due,sandbox:team.sandbox;sandbox:second.sandbox,now,,,,\n"
     )
     imported = invoke("posts", "import", str(path), "--as", "lead@example.org", "--approve")
     assert imported.exit_code == 0, imported.output
@@ -322,7 +323,7 @@ def test_it_repeats_run_once_until_nothing_is_left_to_claim() -> None:
 
 
 def test_it_publishes_then_sweeps_metrics_and_reports_reach(people: str, tmp_path: Path) -> None:
-    path = csv_file(tmp_path, "Due,sandbox:team.sandbox,2020-01-01T09:00:00Z,,,,\n")
+    path = csv_file(tmp_path, "Due,sandbox:team.sandbox,now,,,,\n")
     assert (
         invoke("posts", "import", str(path), "--as", "lead@example.org", "--approve").exit_code == 0
     )

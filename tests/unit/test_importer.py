@@ -17,6 +17,7 @@ from amplify.importer import ImportFailed, import_csv, parse_csv, parse_time
 from amplify.models import Account, Campaign, Delivery, Post, PostState, User
 
 HEADER = "body,accounts,scheduled_for,campaign,link,image,alt_text\n"
+NEXT = datetime.now(UTC).year + 1  # times in the CSVs must lie ahead
 PASSWORD = "correct horse battery"
 
 
@@ -60,18 +61,18 @@ def test_it_imports_drafts_owned_by_the_acting_user(
 ) -> None:
     path = write(
         tmp_path,
-        'Clinic wait times fell,sandbox:team.sandbox; sandbox:second.sandbox,2026-03-01 09:00,'
+        f'Clinic wait times fell,sandbox:team.sandbox; sandbox:second.sandbox,{NEXT}-03-01 09:00,'
         'Nurse Week,https://example.org/story,,\n'
         '"A story, with a comma",sandbox:team.sandbox,,,,,\n',
     )
-    result = import_csv(session, path, as_email="vol@example.org")
+    result = import_csv(path, as_email="vol@example.org")
     session.commit()
     assert result.imported == 2 and result.problems == []
     first, second = posts(session)
     assert first.author_id == team["vol"].id and first.state == PostState.DRAFT
     assert first.campaign is not None and first.campaign.name == "Nurse Week"
     assert first.link == "https://example.org/story"
-    assert first.preferred_time == datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
+    assert first.preferred_time == datetime(NEXT, 3, 1, 15, 0, tzinfo=UTC)
     assert first.target_platforms == ["sandbox"]
     assert second.body == "A story, with a comma"
     assert session.scalar(select(func.count()).select_from(Delivery)) == 0
@@ -82,7 +83,7 @@ def test_it_reports_every_bad_row_with_its_line_and_imports_nothing(
 ) -> None:
     path = write(
         tmp_path,
-        "Good story,sandbox:team.sandbox,2026-03-01 09:00,,,,\n"
+        f"Good story,sandbox:team.sandbox,{NEXT}-03-01 09:00,,,,\n"
         ",sandbox:team.sandbox,,,,,\n"
         "Unknown account,sandbox:nobody.sandbox,,,,,\n"
         "Bad time,sandbox:team.sandbox,next tuesday,,,,\n"
@@ -91,7 +92,7 @@ def test_it_reports_every_bad_row_with_its_line_and_imports_nothing(
         "No alt,sandbox:team.sandbox,,,,missing.png,\n",
     )
     with pytest.raises(ImportFailed) as info:
-        import_csv(session, path, as_email="lead@example.org")
+        import_csv(path, as_email="lead@example.org")
     session.rollback()
     problems = {p.line: p.reason for p in info.value.problems}
     assert sorted(problems) == [3, 4, 5, 6, 7, 9]
@@ -115,7 +116,7 @@ def test_it_imports_the_valid_rows_when_told_to_skip_invalid(
         "Two,sandbox:ghost,,,,,\n"
         "Three,sandbox:second.sandbox,,,,,\n",
     )
-    result = import_csv(session, path, as_email="vol@example.org", skip_invalid=True)
+    result = import_csv(path, as_email="vol@example.org", skip_invalid=True)
     session.commit()
     assert [p.line for p in result.problems] == [3]
     assert [p.body for p in posts(session)] == ["One", "Three"]
@@ -126,14 +127,14 @@ def test_it_approves_and_schedules_for_a_lead(
 ) -> None:
     path = write(
         tmp_path,
-        "Due now,sandbox:team.sandbox;sandbox:second.sandbox,2020-01-01T00:00:00Z,,,,\n",
+        f"Later,sandbox:team.sandbox;sandbox:second.sandbox,{NEXT}-01-05T00:00:00Z,,,,\n",
     )
-    result = import_csv(session, path, as_email="lead@example.org", approve=True)
+    result = import_csv(path, as_email="lead@example.org", approve=True)
     session.commit()
     assert result.imported == 1 and result.approved
     (post,) = posts(session)
     assert post.state == PostState.APPROVED
-    assert post.scheduled_for == datetime(2020, 1, 1, tzinfo=UTC)
+    assert post.scheduled_for == datetime(NEXT, 1, 5, tzinfo=UTC)
     deliveries = session.scalars(select(Delivery).where(Delivery.post_id == post.id)).all()
     assert len(deliveries) == 2
     assert {d.status for d in deliveries} == {"pending"}
@@ -144,7 +145,7 @@ def test_it_refuses_approve_for_a_volunteer(
 ) -> None:
     path = write(tmp_path, "Story,sandbox:team.sandbox,2020-01-01 00:00,,,,\n")
     with pytest.raises(NotAllowed, match=r"vol@example\.org is a volunteer"):
-        import_csv(session, path, as_email="vol@example.org", approve=True)
+        import_csv(path, as_email="vol@example.org", approve=True)
     session.rollback()
     assert posts(session) == []
 
@@ -154,7 +155,7 @@ def test_it_needs_a_time_for_every_row_when_approving(
 ) -> None:
     path = write(tmp_path, "Story,sandbox:team.sandbox,,,,,\n")
     with pytest.raises(ImportFailed, match="line 2: scheduled_for is empty"):
-        import_csv(session, path, as_email="lead@example.org", approve=True)
+        import_csv(path, as_email="lead@example.org", approve=True)
 
 
 def test_it_requires_as_when_there_is_more_than_one_user(
@@ -162,7 +163,7 @@ def test_it_requires_as_when_there_is_more_than_one_user(
 ) -> None:
     path = write(tmp_path, "Story,sandbox:team.sandbox,,,,,\n")
     with pytest.raises(ValidationFailed, match="--as EMAIL"):
-        import_csv(session, path)
+        import_csv(path)
 
 
 def test_it_copies_an_image_next_to_the_csv_into_data_media(
@@ -172,7 +173,7 @@ def test_it_copies_an_image_next_to_the_csv_into_data_media(
     (folder / "pics").mkdir(parents=True)
     Image.new("RGB", (4, 4), (10, 200, 10)).save(folder / "pics" / "chart.png")
     path = write(folder, "With chart,sandbox:team.sandbox,,,,pics/chart.png,A green square\n")
-    import_csv(session, path, as_email="vol@example.org")
+    import_csv(path, as_email="vol@example.org")
     session.commit()
     (post,) = posts(session)
     (media,) = post.media
@@ -230,6 +231,6 @@ def test_it_reads_times_in_the_zone_the_admin_chose(
     set_timezone(session, team["admin"], "Europe/Berlin")
     session.commit()
     result = parse_csv(
-        session, HEADER + "A,sandbox:team.sandbox,2026-07-01 09:00,,,,\n", base_dir=Path(".")
+        session, HEADER + f"A,sandbox:team.sandbox,{NEXT}-07-01 09:00,,,,\n", base_dir=Path(".")
     )
-    assert result.rows[0].scheduled_for == datetime(2026, 7, 1, 7, 0, tzinfo=UTC)
+    assert result.rows[0].scheduled_for == datetime(NEXT, 7, 1, 7, 0, tzinfo=UTC)
