@@ -22,6 +22,12 @@ module) and append it to ``ENVS`` with a short id::
 ``ContractHelpers.count_posts`` reads back how many posts (not reposts) the server holds
 for the account; ``reply_parent`` (optional) tells which remote id a post replies to, so
 the thread test can check the chain.
+
+Garbage answers: a connector that talks HTTP also appends a factory to ``GARBAGE_ENVS``
+yielding ``(connector, spoil)``, where ``spoil(kind, action)`` makes the server answer the
+next request of ``action`` (``publish``, ``find_published``, ``whoami``) with a body the
+platform never sends (``GARBAGE_KINDS``). The sandbox and memory connectors talk to no
+server, so the case does not apply to them.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ class ContractHelpers:
 
 
 EnvFactory = Callable[[pytest.FixtureRequest], Iterator[tuple[Connector, ContractHelpers]]]
+Spoil = Callable[[str, str], None]
+GarbageFactory = Callable[[pytest.FixtureRequest], Iterator[tuple[Connector, Spoil]]]
+GARBAGE_KINDS = ("empty", "html", "truncated", "missing_ids", "wrong_types")
+GARBAGE_ENVS: list[tuple[str, GarbageFactory]] = []
 
 
 # --------------------------------------------------------------------------- sandbox
@@ -92,8 +102,9 @@ def memory_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Cont
         assert record is not None
         return None if record.reply_to is None else str(record.reply_to)
 
-    yield connector, ContractHelpers(
-        handle, lambda: len(network.published(handle, kind="post")), reply_parent
+    yield (
+        connector,
+        ContractHelpers(handle, lambda: len(network.published(handle, kind="post")), reply_parent),
     )
 
 
@@ -136,6 +147,60 @@ def x_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, ContractH
 
 ENVS.append(("x", x_env))
 
+_X_ENDPOINTS = {
+    "publish": "POST /2/tweets",
+    "find_published": "GET /2/users/:id/tweets",
+    "whoami": "GET /2/users/me",
+}
+
+
+def x_garbage_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Spoil]]:
+    from connectors.x import XConnector
+    from tests.fakes.x_server import XFakeServer
+
+    with XFakeServer() as server:
+        connector = XConnector(
+            ConnectorContext(
+                handle="garbage_x", service_url=server.url, credentials={"bearer": "t"}
+            ),
+            timeout=5,
+        )
+
+        def spoil(kind: str, action: str) -> None:
+            server.inject("garbage", endpoint=_X_ENDPOINTS[action], body=kind)
+
+        yield connector, spoil
+
+
+GARBAGE_ENVS.append(("x", x_garbage_env))
+
+_X_ENDPOINTS = {
+    "publish": "POST /2/tweets",
+    "find_published": "GET /2/users/:id/tweets",
+    "whoami": "GET /2/users/me",
+}
+
+
+def x_garbage_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Spoil]]:
+    from connectors.x import XConnector
+    from tests.fakes.x_server import XFakeServer
+
+    with XFakeServer() as server:
+        connector = XConnector(
+            ConnectorContext(
+                handle="garbage_x", service_url=server.url, credentials={"bearer": "t"}
+            ),
+            timeout=5,
+        )
+
+        def spoil(kind: str, action: str) -> None:
+            server.inject("garbage", endpoint=_X_ENDPOINTS[action], body=kind)
+
+        yield connector, spoil
+
+
+GARBAGE_ENVS.append(("x", x_garbage_env))
+
 
 # --------------------------------------------------------------------------- mastodon
 
@@ -166,6 +231,36 @@ def mastodon_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Co
 
 
 ENVS.append(("mastodon", mastodon_env))
+
+_MASTODON_PATHS = {
+    "publish": ("POST", "/api/v1/statuses"),
+    "find_published": ("GET", "/api/v1/accounts/"),
+    "whoami": ("GET", "/api/v1/accounts/verify_credentials"),
+}
+
+
+def mastodon_garbage_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Spoil]]:
+    from connectors.mastodon import MastodonConnector, clear_instance_cache
+    from tests.fakes.mastodon_server import FakeMastodonServer
+
+    clear_instance_cache()
+    with FakeMastodonServer() as server:
+        connector = MastodonConnector(
+            ConnectorContext(
+                handle="amplify", service_url=server.url, credentials={"access_token": "test-token"}
+            ),
+            timeout=5,
+        )
+
+        def spoil(kind: str, action: str) -> None:
+            method, path = _MASTODON_PATHS[action]
+            server.inject(method=method, path=path, garbage=kind, times=3)
+
+        yield connector, spoil
+    clear_instance_cache()
+
+
+GARBAGE_ENVS.append(("mastodon", mastodon_garbage_env))
 
 
 # --------------------------------------------------------------------------- bluesky
@@ -209,9 +304,35 @@ def bluesky_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Con
         reply = getattr(record.value, "reply", None)
         return None if reply is None else str(reply.parent.uri)
 
-    yield connector, ContractHelpers(
-        account.handle, lambda: len(network.list_records(account.did, POST)), reply_parent
+    yield (
+        connector,
+        ContractHelpers(
+            account.handle, lambda: len(network.list_records(account.did, POST)), reply_parent
+        ),
     )
 
 
 ENVS.append(("bluesky", bluesky_env))
+
+
+def bluesky_garbage_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Spoil]]:
+    """The real atproto SDK against a PDS that logs in fine and then answers garbage to
+    every call (tests/fakes/garbage_pds.py): the local atproto network cannot be made to."""
+    from connectors.bluesky import BlueskyConnector
+    from tests.fakes.garbage_pds import GarbagePDS
+
+    with GarbagePDS() as pds:
+        connector = BlueskyConnector(
+            ConnectorContext(
+                handle=pds.handle, service_url=pds.url, credentials={"app_password": "app-pw"}
+            ),
+            timeout=5,
+        )
+
+        def spoil(kind: str, action: str) -> None:
+            pds.garbage = kind  # every call but logging in
+
+        yield connector, spoil
+
+
+GARBAGE_ENVS.append(("bluesky", bluesky_garbage_env))

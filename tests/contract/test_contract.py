@@ -8,14 +8,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from envs import ENVS, ContractHelpers
+from envs import ENVS, GARBAGE_ENVS, GARBAGE_KINDS, ContractHelpers, Spoil
 from PIL import Image
 
-from connectors.base import Connector, Identity, Media, Metrics, OutgoingPost, Receipt
+from connectors.base import (
+    Connector,
+    ConnectorError,
+    Identity,
+    Media,
+    Metrics,
+    OutgoingPost,
+    PermanentError,
+    Receipt,
+    TransientError,
+)
 
 
 @pytest.fixture(params=[factory for _, factory in ENVS], ids=[name for name, _ in ENVS])
 def contract_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, ContractHelpers]]:
+    with contextlib.contextmanager(request.param)(request) as env:
+        yield env
+
+
+@pytest.fixture(params=[factory for _, factory in GARBAGE_ENVS], ids=[n for n, _ in GARBAGE_ENVS])
+def garbage_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Spoil]]:
     with contextlib.contextmanager(request.param)(request) as env:
         yield env
 
@@ -142,3 +158,34 @@ def test_it_says_who_the_account_is(contract_env: tuple[Connector, ContractHelpe
     assert isinstance(identity, Identity)
     assert identity.handle.lower() == helpers.handle.lower()
     assert identity.remote_user_id
+
+
+# --------------------------------------------------------------------------- garbage answers
+
+
+@pytest.mark.parametrize("action", ["publish", "find_published", "whoami"])
+@pytest.mark.parametrize("kind", GARBAGE_KINDS)
+def test_it_reports_an_answer_it_cannot_read_as_transient_or_permanent_in_plain_words(
+    garbage_env: tuple[Connector, Spoil], kind: str, action: str
+) -> None:
+    """Empty bodies, HTML with 200, truncated JSON, missing ids, wrong types: never a
+    KeyError or TypeError out of the connector, and a reason a lead can read."""
+    connector, spoil = garbage_env
+    post = OutgoingPost(parts=(story(),), idempotency_key=key())
+    if action == "find_published":
+        with contextlib.suppress(ConnectorError):
+            connector.publish(post)  # something to find (where the server is not all garbage)
+    spoil(kind, action)
+    with pytest.raises(ConnectorError) as caught:
+        if action == "publish":
+            connector.publish(post)
+        elif action == "find_published":
+            connector.find_published(post)
+        else:
+            connector.whoami()
+    error = caught.value
+    assert isinstance(error, TransientError | PermanentError), type(error)
+    message = str(error)
+    assert "cannot read" in message, message
+    for leak in ("<", "Error", "Traceback", "{"):
+        assert leak not in message, message
