@@ -268,3 +268,114 @@ def test_it_saves_a_lead_s_custom_text_and_previews_it_as_a_thread(
     assert post.state == "approved"
     assert post.overrides == {"sandbox": long}
     assert post.body == "Our clinic cut wait times by half.", "the story itself is unchanged"
+
+
+# --------------------------------------------------------------------------- issue 8
+
+
+def _slots(account_id: int, *items: str) -> None:
+    from amplify.models import Account
+
+    with session_scope() as s:
+        s.get(Account, account_id).posting_slots = list(items)  # type: ignore[union-attr]
+
+
+def test_it_defaults_to_the_next_open_slot_and_refuses_a_past_time_without_publish_now(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    acct = add_sandbox_account()
+    _slots(acct, "wed 10:00")
+    pid = submitted_story(people["volunteer"])
+    at = app_as("lead", "review.py")
+    assert at.radio(key=f"rv_{pid}_when").value == "Next open posting slot"
+    assert "Goes out Wed" in texts(at)
+    at.radio(key=f"rv_{pid}_when").set_value("At a time").run()
+    at.date_input(key=f"rv_{pid}_dt_day").set_value((utcnow() - timedelta(days=3)).date()).run()
+    button(at, "Approve").click().run()
+    assert any("has already passed" in e.value and "Publish now" in e.value for e in at.error)
+    assert _post(pid).state == "submitted", "not published now by surprise"
+    at.radio(key=f"rv_{pid}_when").set_value("Next open posting slot").run()
+    button(at, "Approve").click().run()
+    post = _post(pid)
+    assert post.state == "approved" and post.scheduled_for is not None
+    assert post.scheduled_for > utcnow()
+
+
+def test_it_defaults_to_a_time_when_the_accounts_have_no_slots(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    add_sandbox_account()
+    pid = submitted_story(people["volunteer"])
+    at = app_as("lead", "review.py")
+    assert at.radio(key=f"rv_{pid}_when").value == "At a time"
+    button(at, "Approve").click().run()
+    post = _post(pid)
+    assert post.state == "approved" and post.scheduled_for is not None
+    assert post.scheduled_for > utcnow() + timedelta(minutes=30), "not now"
+
+
+def test_it_lets_a_lead_fix_the_link_and_the_campaign(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    from amplify import campaigns
+
+    add_sandbox_account()
+    with session_scope() as s:
+        admin = s.get(User, people["admin"])
+        cid = campaigns.create_campaign(s, admin, name="Spring drive").id
+    pid = submitted_story(people["volunteer"])
+    at = app_as("lead", "review.py")
+    box = at.selectbox(key=f"rv_{pid}_camp_v2")
+    assert box.options[0] == "No campaign" and box.index == 0
+    at.radio(key=f"rv_{pid}_when").set_value("Publish now").run()
+    at.text_input(key=f"rv_{pid}_link_v2").input("example.org/story").run()
+    button(at, "Approve").click().run()
+    assert any("must start with http" in e.value for e in at.error), texts(at)
+    assert _post(pid).state == "submitted"
+    at.text_input(key=f"rv_{pid}_link_v2").input("https://example.org/story").run()
+    at.selectbox(key=f"rv_{pid}_camp_v2").set_value(cid).run()
+    assert any("utm_campaign=spring-drive" in t.value for t in at.text), "the preview follows"
+    button(at, "Approve").click().run()
+    post = _post(pid)
+    assert post.state == "approved"
+    assert (post.link, post.campaign_id) == ("https://example.org/story", cid)
+
+
+def test_it_warns_about_a_long_thread_and_refuses_one_over_the_cap(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    add_sandbox_account()
+    long = " ".join(["Volunteers staffed the screening tent all weekend long."] * 30)
+    pid = submitted_story(people["volunteer"], long)
+    at = app_as("lead", "review.py")
+    at.radio(key=f"rv_{pid}_when").set_value("Publish now").run()
+    assert any("most readers stop" in w.value for w in at.warning), texts(at)
+    at.number_input(key=f"rv_{pid}_cap_v2").set_value(2).run()
+    assert any("capped at 2" in e.value for e in at.error), texts(at)
+    button(at, "Approve").click().run()
+    assert any("raise the cap" in e.value for e in at.error), texts(at)
+    assert _post(pid).state == "submitted"
+    assert _post(pid).thread_cap is None, "nothing saved when approval is refused"
+    at.number_input(key=f"rv_{pid}_cap_v2").set_value(workflow.MAX_THREAD_CAP).run()
+    button(at, "Approve").click().run()
+    post = _post(pid)
+    assert post.state == "approved" and post.thread_cap == workflow.MAX_THREAD_CAP
+
+
+def test_it_bulk_approves_with_what_is_typed_in_each_card(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    add_sandbox_account()
+    a = submitted_story(people["volunteer"], "Story A")
+    b = submitted_story(people["volunteer"], "Story B")
+    at = app_as("lead", "review.py")
+    at.text_area(key=f"rv_{a}_body_v2").input("Story A, polished by the lead.")
+    at.radio(key=f"rv_{a}_when").set_value("Publish now")
+    at.checkbox(key=f"rv_{a}_sel").check()
+    at.checkbox(key=f"rv_{b}_sel").check().run()
+    button(at, "Approve selected").click().run()
+    first, second = _post(a), _post(b)
+    assert first.state == second.state == "approved"
+    assert first.body == "Story A, polished by the lead.", "the card's edit is not lost"
+    assert first.scheduled_for is not None and second.scheduled_for is not None
+    assert first.scheduled_for < utcnow() + timedelta(minutes=1) < second.scheduled_for
