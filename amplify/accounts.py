@@ -7,6 +7,7 @@ never logged, audited or put in an error message.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +18,9 @@ from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from amplify import crypto
+from amplify.config import get_settings
 from amplify.db import get_engine
-from amplify.errors import AmplifyError, NotFound, ValidationFailed
+from amplify.errors import AmplifyError, ConfigError, NotFound, ValidationFailed
 from amplify.models import Account, AccountStatus, Delivery, DeliveryStatus, User
 from amplify.permissions import Action, can, require
 from amplify.workflow import audit, notify_hook, refresh_post_state
@@ -26,6 +28,8 @@ from connectors import registry
 from connectors.base import AuthError, Connector, ConnectorContext, ConnectorError, Identity
 
 DEFAULT_SERVICE_URLS = {"bluesky": "https://bsky.social", "x": "https://api.x.com"}
+#: Platforms whose service URL receives the account's token: https only.
+HTTPS_ONLY = frozenset({"bluesky", "mastodon", "x"})
 X_KEYS = ("api_key", "api_secret", "access_token", "access_token_secret")
 
 _HOW_TO = {
@@ -211,9 +215,13 @@ def context_for(account: Account) -> ConnectorContext:
             # Keep the loaded object in step without marking it dirty.
             set_committed_value(account, "session_enc", token)
 
+    service_url = account.service_url or DEFAULT_SERVICE_URLS.get(account.platform, "")
+    insecure = _insecure_url(service_url) if account.platform in HTTPS_ONLY else None
+    if insecure:  # saved before https was required, or the setting was turned off since
+        raise ConfigError(f"{account.label}: {insecure}")
     return ConnectorContext(
         handle=account.handle,
-        service_url=account.service_url or DEFAULT_SERVICE_URLS.get(account.platform, ""),
+        service_url=service_url,
         credentials={k: str(v) for k, v in crypto.decrypt_json(account.credentials_enc).items()},
         session=crypto.decrypt(account.session_enc) if account.session_enc else None,
         on_session_change=save_session,
@@ -243,7 +251,41 @@ def _service_url(platform: str, service_url: str, handle: str) -> tuple[str, lis
                 f"The service URL must start with https:// (for example "
                 f"{DEFAULT_SERVICE_URLS.get(platform, 'https://mastodon.social')})."
             ]
+        insecure = _insecure_url(url) if platform in HTTPS_ONLY else None
+        if insecure:
+            return url, [insecure]
     return url, []
+
+
+def _loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _insecure_url(url: str) -> str | None:
+    """Why ``url`` may not carry an account's token, or None. Tokens travel only over https;
+    plain http only to this machine (a test server) and only when explicitly allowed."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http" and _loopback(parts.hostname):
+        if get_settings().allow_insecure_loopback:
+            return None
+        return (
+            f"The service URL {url} uses plain http, which would send the account's token "
+            "unencrypted. Use https://; for a test server on this machine only, set "
+            "AMPLIFY_ALLOW_INSECURE_LOOPBACK=true."
+        )
+    return (
+        f"The service URL {url} must start with https:// (plain http would send the "
+        "account's token unencrypted)."
+    )
 
 
 def _normalise_handle(platform: str, handle: str) -> str:
@@ -333,6 +375,9 @@ def update_credentials(
     """Reconnect: replace the credentials, forget the old session, clear the error."""
     account = get_account(s, account_id)
     require_manager(actor, account)
+    insecure = _insecure_url(account.service_url) if account.platform in HTTPS_ONLY else None
+    if insecure and account.service_url:  # the new token would go the same insecure way
+        raise ValidationFailed([f"{insecure} Remove this account and add it again with https."])
     account.credentials_enc = crypto.encrypt_json(_clean_credentials(account.platform, credentials))
     account.session_enc = None
     if account.status == AccountStatus.NEEDS_ATTENTION:

@@ -34,6 +34,9 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("AMPLIFY_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("AMPLIFY_SECRET_KEY", TEST_KEY)
     monkeypatch.setenv("AMPLIFY_EMBEDDED_WORKER", "false")
+    # The X/Mastodon stand-ins and the local atproto network speak plain http on 127.0.0.1;
+    # real service URLs must be https (tests of that refusal turn this off).
+    monkeypatch.setenv("AMPLIFY_ALLOW_INSECURE_LOOPBACK", "true")
     monkeypatch.setenv("AMPLIFY_DATABASE_URL", f"sqlite:///{tmp_path}/default.db")
     reset_settings()
     yield
