@@ -67,12 +67,11 @@ def password_problems(password: str, *hints: str) -> list[str]:
     if int(result["score"]) >= MIN_PASSWORD_SCORE:
         return []
     feedback = result.get("feedback") or {}
-    why = str(feedback.get("warning") or "").strip() or "It would be easy to guess."
-    tips = " ".join(str(t) for t in feedback.get("suggestions") or [])
-    return [
-        f"That password is too easy to guess. {why} {tips} "
-        "A few unrelated words together make a strong one.".replace("  ", " ").strip()
-    ]
+    why = str(feedback.get("warning") or "").strip()
+    tips = [str(tip) for tip in feedback.get("suggestions") or []]
+    parts = ["That password is too easy to guess.", why, *tips]
+    parts.append("A few unrelated words together make a strong one.")
+    return [" ".join(p for p in parts if p)]
 
 
 def _role(value: str) -> Role:

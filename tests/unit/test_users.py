@@ -198,3 +198,95 @@ def test_it_guards_the_last_admin_on_every_database(db_url):
         assert [u.email for u in users.list_users(s) if u.role == "admin" and u.active] == [
             "ada@example.org"
         ]
+
+
+@pytest.mark.parametrize(
+    ("weak", "why"),
+    [
+        ("aaaaaaaaaa", 'Repeats like "aaa" are easy to guess.'),
+        ("password12", "This is a very common password."),
+        (" " * 10, 'Repeats like "aaa" are easy to guess.'),
+        ("qwertyuiop", "This is a top-100 common password."),
+        ("1234567890", "This is a top-100 common password."),
+    ],
+)
+def test_it_refuses_weak_and_common_passwords_saying_why(session, weak, why):
+    with pytest.raises(ValidationFailed, match="too easy to guess") as caught:
+        users.create_user(
+            session, None, email="ada@example.org", name="Ada", role="admin", password=weak
+        )
+    assert why in str(caught.value)  # zxcvbn's own reason is passed on
+    assert not users.has_users(session)
+
+
+def test_it_accepts_a_password_of_a_few_unrelated_words():
+    assert users.password_problems("purple tractor moonlight") == []
+
+
+def test_it_refuses_a_password_built_from_the_persons_own_email(session):
+    with pytest.raises(ValidationFailed, match="too easy to guess"):
+        users.create_user(
+            session,
+            None,
+            email="florence.nightingale@example.org",
+            name="Florence Nightingale",
+            role="admin",
+            password="florence.nightingale@example.org",
+        )
+
+
+def test_it_refuses_a_weak_password_when_changing_or_resetting_one(session, admin):
+    with pytest.raises(ValidationFailed, match="too easy to guess"):
+        users.set_password(session, admin, admin.id, new_password="password12", current_password=PW)
+    lead = users.create_user(
+        session, admin, email="lead@example.org", name="Lee", role="lead", password=PW
+    )
+    with pytest.raises(ValidationFailed, match="too easy to guess"):
+        users.set_password(session, admin, lead.id, new_password=" " * 10)
+    assert users.authenticate(session, lead.email, PW) is lead
+
+
+def test_only_one_of_simultaneous_first_admin_claims_wins_on_every_database(db_url):
+    """Several browsers create the first admin at the same moment, five times over: each time
+    exactly one admin exists and every other claim gets a clear refusal."""
+    import threading
+
+    from sqlalchemy import delete
+
+    from amplify.db import session_scope
+    from amplify.errors import AmplifyError
+    from amplify.models import Setting
+
+    claimants = 4
+    for attempt in range(5):
+        with session_scope(db_url) as s:
+            s.execute(delete(AuditEvent))
+            s.execute(delete(User))
+            s.execute(delete(Setting).where(Setting.key == users.FIRST_ADMIN_KEY))
+        barrier = threading.Barrier(claimants)
+        outcomes: list[str] = []
+
+        def claim(i: int, barrier: threading.Barrier, outcomes: list[str]) -> None:
+            barrier.wait()
+            try:
+                with session_scope(db_url) as s:
+                    users.create_user(
+                        s, None, email=f"a{i}@example.org", name=f"A{i}", role="admin", password=PW
+                    )
+                outcomes.append("won")
+            except AmplifyError as exc:
+                outcomes.append(str(exc))
+
+        threads = [
+            threading.Thread(target=claim, args=(i, barrier, outcomes)) for i in range(claimants)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        with session_scope(db_url) as s:
+            admins = s.scalars(select(User.email)).all()
+        assert len(admins) == 1, f"try {attempt + 1}: {admins}"
+        assert outcomes.count("won") == 1, outcomes
+        for refusal in [o for o in outcomes if o != "won"]:
+            assert "first admin" in refusal and "add you" in refusal, refusal
