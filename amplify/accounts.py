@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from amplify import crypto
+from amplify import crypto, ratelimit
 from amplify.config import get_settings
 from amplify.db import get_engine
 from amplify.errors import AmplifyError, ConfigError, NotFound, ValidationFailed
@@ -305,8 +305,10 @@ def add_account(
     credentials: dict[str, str],
     owner_id: int | None = None,
     amplify_opt_in: bool = False,
+    x_plan: str | None = None,
 ) -> Account:
-    """Connect an account. Admins connect any; a team member connects their own."""
+    """Connect an account. Admins connect any; a team member connects their own.
+    ``x_plan``: the X API plan the chapter pays for (``ratelimit.X_PLANS``; X only)."""
     require_manager(actor, owner_id=owner_id)
     _check_platform(platform)
     problems: list[str] = []
@@ -322,6 +324,7 @@ def add_account(
         creds = {}
     if owner_id is not None and s.get(User, owner_id) is None:
         problems.append(f"There is no person #{owner_id} to own this account.")
+    problems.extend(_x_plan_problems(platform, x_plan))
     existing = s.scalar(
         select(Account).where(
             Account.platform == platform,
@@ -344,6 +347,8 @@ def add_account(
         account.last_error = None
         account.owner_id = owner_id
         account.amplify_opt_in = amplify_opt_in
+        if x_plan:
+            account.options = {**(account.options or {}), "x_plan": x_plan.strip().lower()}
     else:
         account = Account(
             platform=platform,
@@ -353,6 +358,7 @@ def add_account(
             owner_id=owner_id,
             amplify_opt_in=amplify_opt_in,
             status=AccountStatus.OK,
+            options={"x_plan": x_plan.strip().lower()} if x_plan else {},
         )
         s.add(account)
     s.flush()
@@ -395,6 +401,35 @@ def set_opt_in(s: Session, actor: User, account_id: int, opt_in: bool) -> Accoun
     if account.amplify_opt_in != opt_in:
         account.amplify_opt_in = opt_in
         audit(s, actor, "account.opt_in" if opt_in else "account.opt_out", "account", account.id)
+        s.flush()
+    return account
+
+
+def _x_plan_problems(platform: str, plan: str | None) -> list[str]:
+    if not plan:
+        return []
+    if platform != "x":
+        return ["An API plan is a setting of X connections only; leave it empty here."]
+    if plan.strip().lower() not in ratelimit.X_PLANS:
+        names = ", ".join(ratelimit.X_PLANS)
+        return [f"{plan!r} is not an X API plan Amplify knows; choose one of {names}."]
+    return []
+
+
+def set_x_plan(s: Session, actor: User, account_id: int, plan: str) -> Account:
+    """Which X API plan this connection's developer app is on: its daily post caps
+    (``ratelimit.X_PLANS``) are what the shared budgets hold it to."""
+    account = get_account(s, account_id)
+    require_manager(actor, account)
+    problems = _x_plan_problems(account.platform, plan)
+    if problems:
+        raise ValidationFailed(problems)
+    plan = plan.strip().lower()
+    if ratelimit.x_plan_of(account.options) != plan or "x_plan" not in (account.options or {}):
+        # X's own figures were for the old plan: forget them with it.
+        kept = {k: v for k, v in (account.options or {}).items() if k != ratelimit.X_CAPS_SEEN}
+        account.options = {**kept, "x_plan": plan}
+        audit(s, actor, "account.x_plan", "account", account.id, plan=plan)
         s.flush()
     return account
 

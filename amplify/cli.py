@@ -296,6 +296,13 @@ def accounts_add(
         None, "--owner", metavar="EMAIL", help="The advocate who owns it (default: the team)."
     ),
     opt_in: bool = typer.Option(False, "--opt-in", help="The owner agrees to amplify stories."),
+    x_plan: str | None = typer.Option(
+        None,
+        "--x-plan",
+        metavar="PLAN",
+        help="X only: the API plan your X app is on (free, basic, pro, enterprise); "
+        "sets how many posts a day Amplify sends. Default: pro's limits.",
+    ),
     as_email: str | None = AsOption,
 ) -> None:
     """Connect an account. Credentials come from stdin when piped, else hidden prompts.
@@ -321,6 +328,7 @@ def accounts_add(
             credentials=credentials,
             owner_id=owner_id,
             amplify_opt_in=opt_in,
+            x_plan=x_plan,
         )
         typer.echo(
             f"Added {account.label} ({_account_label(platform)}) as account #{account.id}. "

@@ -121,6 +121,18 @@ LIMITS: dict[str, tuple[Limit, ...]] = {
 }
 
 
+def describe_x_plan(key: str) -> str:
+    """One line for a plan picker: "Basic: 100 posts a day per account, 1,667 per app"."""
+    plan = X_PLANS[key]
+    per_user = (
+        f"{plan.user_day:,} posts a day per account"
+        if plan.user_day is not None
+        else f"{plan.user_15min:,} posts every 15 minutes per account"
+    )
+    per_app = f", {plan.app_day:,} a day for the app" if plan.app_day is not None else ""
+    return f"{plan.label}: {per_user}{per_app}"
+
+
 def x_plan_of(options: dict[str, object] | None) -> str:
     """The plan key of an X connection's options (``DEFAULT_X_PLAN`` when not set)."""
     plan = str((options or {}).get("x_plan") or "").strip().lower()

@@ -291,6 +291,19 @@ def test_it_reads_mastodon_and_x_credentials_from_stdin_and_stores_them_sealed(
     assert bad.exit_code == 1 and "only-one" not in bad.output
 
 
+def test_it_connects_an_x_account_on_the_plan_the_chapter_pays_for(people: str) -> None:
+    lines = "key1\nsecret1\ntoken1\ntokensecret1\n"
+    args = ("accounts", "add", "--platform", "x", "--handle", "chapter", "--x-plan")
+    added = invoke(*args, "basic", input=lines)
+    assert added.exit_code == 0, added.output
+    with session_scope(people) as s:
+        account = s.scalars(select(Account).where(Account.handle == "chapter")).one()
+        assert account.options == {"x_plan": "basic"}
+    wrong = invoke(*args[:-3], "--handle", "other", "--x-plan", "gold", input=lines)
+    assert wrong.exit_code == 1
+    assert "'gold' is not an X API plan" in wrong.output and "free, basic, pro" in wrong.output
+
+
 def test_it_refuses_an_unknown_platform_as_usage(people: str) -> None:
     result = invoke("accounts", "add", "--platform", "myspace", "--handle", "x")
     assert result.exit_code == 2

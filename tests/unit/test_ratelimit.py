@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from factories import make_account, make_delivery
+from factories import make_account, make_delivery, make_user
 from sqlalchemy.orm import Session
 
 from amplify import ratelimit
@@ -208,3 +208,20 @@ def test_it_ignores_read_limits_when_correcting_the_post_budget(session: Session
     )
     ratelimit.observe(session, "x", acct, [reading], now=now)
     assert ratelimit.acquire(session, "x", acct, now=now) is None
+
+
+def test_an_admin_sets_the_x_plan_and_the_budget_follows_it(session: Session) -> None:
+    from amplify import accounts
+    from amplify.errors import ValidationFailed
+    from amplify.models import Role
+
+    admin = make_user(session, role=Role.ADMIN)
+    acct = x_on(session, None)
+    accounts.set_x_plan(session, admin, acct, "Free")
+    daily = {(lim.scope, lim.window): lim for lim in ratelimit.limits_for(session, "x", acct)}
+    assert daily["account", timedelta(hours=24)].capacity == 17
+    with pytest.raises(ValidationFailed, match="not an X API plan"):
+        accounts.set_x_plan(session, admin, acct, "platinum")
+    mastodon = make_account(session, platform="mastodon").id
+    with pytest.raises(ValidationFailed, match="X connections only"):
+        accounts.set_x_plan(session, admin, mastodon, "basic")

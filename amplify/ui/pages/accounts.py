@@ -117,6 +117,7 @@ def _connect(platform: str) -> None:
                 credentials=creds,
                 owner_id=st.session_state.get(f"acc_{platform}_owner"),
                 amplify_opt_in=bool(st.session_state.get(f"acc_{platform}_optin")),
+                x_plan=st.session_state.get("acc_x_plan") if platform == "x" else None,
             )
             s.flush()
             account_id = acct.id
@@ -167,6 +168,29 @@ def _remove(account_id: int, force: bool) -> None:
         accounts.remove_account(s, state.actor(s), account_id, force=force)
 
 
+def _x_plan_picker(key: str, current: str) -> str:
+    from amplify import ratelimit
+
+    plans = list(ratelimit.X_PLANS)
+    choice: str = st.selectbox(
+        "X API plan of the app behind this account",
+        plans,
+        index=plans.index(current),
+        format_func=ratelimit.describe_x_plan,
+        key=key,
+        help="Amplify sends no more posts a day than your plan allows; when X says "
+        "otherwise, X's own figure wins. Check the plan in the X developer portal.",
+    )
+    return choice
+
+
+def _save_x_plan(account_id: int, plan: str) -> None:
+    from amplify import accounts
+
+    with state.db() as s:
+        accounts.set_x_plan(s, state.actor(s), account_id, plan)
+
+
 def _account_card(acct: Account, tz: object) -> None:
     with st.container(border=True):
         c = st.columns([3, 1, 1, 1])
@@ -197,6 +221,14 @@ def _account_card(acct: Account, tz: object) -> None:
             lambda: _remove(acct.id, force), f"Removed {widgets.plain(acct.label)}."
         ):
             st.rerun()
+        if acct.platform == "x":
+            from amplify import ratelimit
+
+            plan = _x_plan_picker(f"plan_{acct.id}", ratelimit.x_plan_of(acct.options))
+            if st.button("Save plan", key=f"plan_save_{acct.id}") and widgets.run_action(
+                lambda: _save_x_plan(acct.id, plan), f"Saved the X plan of {widgets.plain(acct.label)}."
+            ):
+                st.rerun()
         form = FORMS.get(acct.platform)
         if form and form.fields:
             with st.expander("Reconnect with new credentials"):
@@ -240,6 +272,10 @@ def render() -> None:
                     type="password" if f.secret else "default",
                     key=widgets.secret_key(f"acc_{platform}", f.key),
                 )
+            if platform == "x":
+                from amplify import ratelimit
+
+                _x_plan_picker("acc_x_plan", ratelimit.DEFAULT_X_PLAN)
             owners: dict[int | None, str] = {None: "The organisation (publishes the stories)"}
             owners.update({u.id: f"{u.name} (their own, for amplifying)" for u in people})
             st.selectbox(
