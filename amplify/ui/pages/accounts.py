@@ -225,8 +225,9 @@ def _account_card(acct: Account, tz: object) -> None:
             from amplify import ratelimit
 
             plan = _x_plan_picker(f"plan_{acct.id}", ratelimit.x_plan_of(acct.options))
+            saved = f"Saved the X plan of {widgets.plain(acct.label)}."
             if st.button("Save plan", key=f"plan_save_{acct.id}") and widgets.run_action(
-                lambda: _save_x_plan(acct.id, plan), f"Saved the X plan of {widgets.plain(acct.label)}."
+                lambda: _save_x_plan(acct.id, plan), saved
             ):
                 st.rerun()
         form = FORMS.get(acct.platform)
