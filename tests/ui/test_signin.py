@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uikit import PASSWORD, button, open_app, texts
+from uikit import PASSWORD, button, make_user, open_app, texts
 
 from amplify import users
 from amplify.db import session_scope
@@ -132,3 +132,163 @@ def test_it_refuses_single_sign_on_without_a_verified_email(people: dict[str, in
     at.run()
     assert "user_id" not in at.session_state
     assert "did not give a verified email address" in texts(at)
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def _sign_in(email: str, password: str = PASSWORD):
+    at = open_app(None)
+    at.text_input(key="keep_signin_email").input(email)
+    at.text_input(key="signin_pw").input(password)
+    button(at, "Sign in").click().run()
+    return at
+
+
+def _cookie_scripts(at) -> list[str]:
+    return [h.proto.body for h in at.get("html") if "amplify_sid=" in h.proto.body]
+
+
+def test_it_gives_the_browser_an_opaque_session_cookie_after_sign_in(
+    people: dict[str, int],
+) -> None:
+    from amplify import sessions
+    from amplify.models import UserSession
+    from amplify.ui import state
+
+    at = _sign_in("lead@example.org")
+    token = at.session_state[state.TOKEN_KEY]
+    [script] = _cookie_scripts(at)
+    assert f"amplify_sid={token};" in script
+    assert "SameSite=Strict" in script and "Max-Age=1209600" in script and "Secure" in script
+    with session_scope() as s:
+        row = s.query(UserSession).one()
+        assert row.user_id == people["lead"] and row.token_hash == sessions.hash_token(token)
+
+
+def test_it_keeps_a_person_signed_in_after_a_reload_or_in_a_new_tab(
+    people: dict[str, int], monkeypatch
+) -> None:
+    from amplify.ui import state
+
+    first = _sign_in("lead@example.org")
+    token = first.session_state[state.TOKEN_KEY]
+    # A reload or a new tab is a fresh Streamlit session that only has the browser's cookie.
+    monkeypatch.setattr(state, "cookie_token", lambda: token)
+    reloaded = open_app(None)
+    assert reloaded.session_state["user_id"] == people["lead"]
+    assert "Sign in to Amplify" not in texts(reloaded)
+    # Signing out in the first tab ends the session the second one is using, on its next click.
+    button(first, "Sign out").click().run()
+    reloaded.run()
+    assert "Sign in to Amplify" in texts(reloaded)
+    assert "user_id" not in reloaded.session_state
+    assert any("Max-Age=0" in h.proto.body for h in reloaded.get("html"))  # cookie cleared
+
+
+def test_it_ignores_a_cookie_whose_session_was_ended(people: dict[str, int], monkeypatch) -> None:
+    from amplify.ui import state
+
+    monkeypatch.setattr(state, "cookie_token", lambda: "made-up-or-revoked-token")
+    at = open_app(None)
+    assert "Sign in to Amplify" in texts(at)
+    assert "user_id" not in at.session_state
+
+
+def test_it_signs_a_deactivated_person_out_of_every_browser_at_once(
+    people: dict[str, int],
+) -> None:
+    at = _sign_in("volunteer@example.org")
+    assert at.session_state["user_id"] == people["volunteer"]
+    with session_scope() as s:
+        users.set_active(s, s.get(User, people["admin"]), people["volunteer"], False)
+    at.run()
+    assert "deactivated" in texts(at)
+    assert "Sign in to Amplify" in texts(at)
+
+
+def test_it_tells_password_managers_which_password_is_which(sqlite_url: str) -> None:
+    at = open_app(None)
+    assert at.text_input(key="first_pw").proto.autocomplete == "new-password"
+    make_user("admin")
+    at = open_app(None)
+    assert at.text_input(key="signin_pw").proto.autocomplete == "current-password"
+    assert at.text_input(key="keep_signin_email").proto.autocomplete == "username"
+
+
+# --------------------------------------------------------------------------- throttling
+
+
+def test_it_makes_the_sixth_try_wait_with_a_clear_message(people: dict[str, int]) -> None:
+    at = open_app(None)
+    at.text_input(key="keep_signin_email").input("lead@example.org")
+    for _ in range(5):
+        at.text_input(key="signin_pw").input("wrong password!")
+        button(at, "Sign in").click().run()
+        assert "do not match" in texts(at)
+    at.text_input(key="signin_pw").input(PASSWORD)
+    button(at, "Sign in").click().run()
+    assert "Too many sign-in attempts" in texts(at)
+    assert "try again at" in texts(at)
+    assert "user_id" not in at.session_state
+
+
+def test_admins_see_failed_sign_ins_on_activity_and_leads_do_not(people: dict[str, int]) -> None:
+    bad = open_app(None)
+    bad.text_input(key="keep_signin_email").input("lead@example.org")
+    bad.text_input(key="signin_pw").input("wrong password!")
+    button(bad, "Sign in").click().run()
+    admin = open_app(people["admin"], "activity.py")
+    [expander] = [e for e in admin.expander if "Failed sign-ins" in e.label]
+    assert expander.label.endswith(": 1")
+    frame = admin.dataframe[0].value
+    assert list(frame["email"]) == ["lead@example.org"]
+    lead = open_app(people["lead"], "activity.py")
+    assert not [e for e in lead.expander if "Failed sign-ins" in e.label]
+
+
+# --------------------------------------------------------------------------- setup code
+
+
+def test_it_asks_for_the_setup_code_when_the_dashboard_is_reachable_from_elsewhere(
+    sqlite_url: str, monkeypatch
+) -> None:
+    from amplify import signin
+    from amplify.config import reset_settings
+
+    monkeypatch.setenv("AMPLIFY_PUBLIC_URL", "https://amplify.example.org")
+    reset_settings()
+    signin.forget_setup_code()
+    at = open_app(None)
+    assert "setup code" in texts(at)
+    at.text_input(key="keep_first_name").input("Ada Admin")
+    at.text_input(key="keep_first_email").input("ada@example.org")
+    at.text_input(key="first_pw").input("long enough password")
+    at.text_input(key="first_code").input("0000-0000-0000")
+    button(at, "Create admin and sign in").click().run()
+    assert "setup code is not right" in texts(at)
+    with session_scope() as s:
+        assert not users.has_users(s)
+    at.text_input(key="first_code").input(signin.setup_code())
+    button(at, "Create admin and sign in").click().run()
+    with session_scope() as s:
+        assert users.has_users(s)
+    signin.forget_setup_code()
+
+
+def test_it_needs_no_setup_code_on_this_machine(sqlite_url: str) -> None:
+    at = open_app(None)
+    assert "Welcome to Amplify" in texts(at)
+    assert "setup code" not in texts(at)
+    assert not [t for t in at.text_input if t.key == "first_code"]
+
+
+def test_it_refuses_a_weak_first_admin_password_saying_why(sqlite_url: str) -> None:
+    at = open_app(None)
+    at.text_input(key="keep_first_name").input("Ada Admin")
+    at.text_input(key="keep_first_email").input("ada@example.org")
+    at.text_input(key="first_pw").input("password12")
+    button(at, "Create admin and sign in").click().run()
+    assert "This is a very common password." in texts(at)
+    with session_scope() as s:
+        assert not users.has_users(s)
