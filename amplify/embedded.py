@@ -2,10 +2,11 @@
 
 ``app.py`` calls ``ensure_started()`` on every page load when ``settings.embedded_worker``
 is on; the first call starts the worker, later ones (other sessions, reruns) find it
-running. It stops cleanly at interpreter exit (in-flight publishes finish, leases are
-released). ``wake()`` is for workflow and pages: after an approval or a reschedule the
-worker dispatches at once instead of at its next tick; with no embedded worker it does
-nothing (a standalone worker picks the change up within a second).
+running. It stops cleanly when the server stops (in-flight publishes finish, leases are
+released) and before Python stops its thread pools, so a Ctrl-C leaves no traceback.
+``wake()`` is for workflow and pages: after an approval or a reschedule the worker
+dispatches at once instead of at its next tick; with no embedded worker it does nothing
+(a standalone worker picks the change up within a second).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from collections.abc import Callable
 
 from amplify.config import get_settings
 from amplify.worker import Worker
@@ -43,10 +45,27 @@ def ensure_started(concurrency: int = EMBEDDED_CONCURRENCY) -> Worker | None:
         worker.start()
         _worker = worker
         if not _atexit_registered:
-            atexit.register(stop)
+            _at_exit(stop)
             _atexit_registered = True
         log.info("embedded worker %s started", worker.worker_id)
         return worker
+
+
+def _at_exit(fn: Callable[[], None]) -> None:
+    """Run ``fn`` when the server stops, *before* Python shuts its thread pools down.
+
+    A plain ``atexit`` hook runs after ``concurrent.futures`` has refused new work, so the
+    scheduler's last tick failed with a traceback at every Ctrl-C. Python's threading atexit
+    hooks run first, newest first; fall back to ``atexit`` where that hook does not exist.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        atexit.register(fn)
+        return
+    try:
+        register(fn)
+    except RuntimeError:  # the interpreter is already shutting down
+        atexit.register(fn)
 
 
 def current() -> Worker | None:
