@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -9,11 +12,12 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from amplify import users
+from amplify import importer, users
 from amplify.config import get_settings
 from amplify.crypto import encrypt_json
+from amplify.db import session_scope
 from amplify.errors import NotAllowed, ValidationFailed
-from amplify.importer import ImportFailed, import_csv, parse_csv, parse_time
+from amplify.importer import ImportFailed, Problem, import_csv, parse_csv, parse_time
 from amplify.models import Account, Campaign, Delivery, Post, PostState, User
 
 HEADER = "body,accounts,scheduled_for,campaign,link,image,alt_text\n"
@@ -234,3 +238,222 @@ def test_it_reads_times_in_the_zone_the_admin_chose(
         session, HEADER + f"A,sandbox:team.sandbox,{NEXT}-07-01 09:00,,,,\n", base_dir=Path(".")
     )
     assert result.rows[0].scheduled_for == datetime(NEXT, 7, 1, 7, 0, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def test_it_records_the_checked_copy_of_a_csv_image(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    Image.new("RGB", (3000, 1500), (10, 200, 10)).save(tmp_path / "wide.jpg")
+    path = write(tmp_path, "Wide,sandbox:team.sandbox,,,,wide.jpg,A green field\n")
+    import_csv(path, as_email="vol@example.org")
+    session.commit()
+    (post,) = posts(session)
+    (media,) = post.media
+    stored = get_settings().data_dir / media.path
+    assert (media.width, media.height) == (2048, 1024)  # normalised to the stated side
+    assert media.size_bytes == stored.stat().st_size and media.sha256 in media.path
+
+
+def test_it_refuses_csv_images_outside_the_csv_folder_and_text_named_png(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "secret.png")
+    (folder / "notes.png").write_text("this is not a picture\n")
+    path = write(
+        folder,
+        f"Absolute,sandbox:team.sandbox,,,,{tmp_path / 'secret.png'},alt\n"
+        "Climbs out,sandbox:team.sandbox,,,,../secret.png,alt\n"
+        "Text,sandbox:team.sandbox,,,,notes.png,alt\n",
+    )
+    with pytest.raises(ImportFailed) as info:
+        import_csv(path, as_email="vol@example.org")
+    session.rollback()
+    problems = {p.line: p.reason for p in info.value.problems}
+    assert "absolute path" in problems[2]
+    assert "outside the CSV file's folder" in problems[3]
+    assert "'notes.png' is not a picture" in problems[4]
+    assert posts(session) == []
+
+
+# --------------------------------------------------------------------------- hostile files
+
+
+def stored() -> list[Post]:
+    """The stories in the database, read without holding the write lock (the importer
+    writes in its own transactions)."""
+    with session_scope(readonly=True) as s:
+        return list(s.scalars(select(Post).order_by(Post.id)))
+
+
+def _only_problem(path: Path, **kw: object) -> Problem:
+    with pytest.raises(ImportFailed) as info:
+        import_csv(path, **kw)  # type: ignore[arg-type]
+    (problem,) = info.value.problems
+    return problem
+
+
+def test_it_refuses_a_time_past_the_end_of_the_calendar(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    path = write(tmp_path, "Story,sandbox:team.sandbox,9999-12-31 23:59,,,,\n")
+    problem = _only_problem(path, as_email="lead@example.org", approve=True)
+    assert problem.line == 2 and "too far in the past or future; check the year" in problem.reason
+
+
+@pytest.mark.parametrize("when", ["0001-01-01", "2020-01-01 09:00", "2001-01-01T00:00:00Z"])
+def test_it_refuses_a_time_already_past_unless_told_to_publish_now(
+    session: Session, team: dict[str, User], tmp_path: Path, when: str
+) -> None:
+    path = write(tmp_path, f"Story,sandbox:team.sandbox,{when},,,,\n")
+    problem = _only_problem(path, as_email="lead@example.org", approve=True)
+    assert "has already passed" in problem.reason and "'now'" in problem.reason
+    assert stored() == []
+    now = write(tmp_path, "Story,sandbox:team.sandbox,now,,,,\n", name="now.csv")
+    result = import_csv(now, as_email="lead@example.org", approve=True)
+    (post,) = stored()
+    assert result.imported == 1 and post.state == PostState.APPROVED
+    assert post.scheduled_for is not None
+    assert abs((post.scheduled_for - datetime.now(UTC)).total_seconds()) < 60
+
+
+def test_it_refuses_a_time_the_clocks_skip(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    day = f"{NEXT}-03-{_second_sunday(NEXT, 3)}"
+    path = write(tmp_path, f"Story,sandbox:team.sandbox,{day} 02:30,,,,\n")
+    problem = _only_problem(path, as_email="lead@example.org", approve=True)
+    assert "does not exist in America/Chicago" in problem.reason
+    assert "the clocks jump from 2:00 to 3:00" in problem.reason
+
+
+def test_it_asks_which_of_two_times_a_repeated_hour_means(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    day = f"{NEXT}-11-{_first_sunday(NEXT, 11)}"
+    path = write(tmp_path, f"Story,sandbox:team.sandbox,{day} 01:30,,,,\n")
+    problem = _only_problem(path, as_email="lead@example.org", approve=True)
+    assert "happens twice in America/Chicago" in problem.reason
+    assert f"{day} 01:30-05:00" in problem.reason and f"{day} 01:30-06:00" in problem.reason
+    chosen = write(tmp_path, f"Story,sandbox:team.sandbox,{day} 01:30-06:00,,,,\n", name="b.csv")
+    import_csv(chosen, as_email="lead@example.org", approve=True)
+    (post,) = stored()
+    assert post.scheduled_for == datetime.fromisoformat(f"{day}T07:30:00+00:00")
+
+
+def test_it_reports_an_unclosed_quote_where_it_opens(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "Fine,sandbox:team.sandbox,,,,,\n"
+        '"Oops, forgot to close,sandbox:team.sandbox,,,,,\n'
+        "Another,sandbox:team.sandbox,,,,,\n",
+    )
+    problem = _only_problem(path, as_email="vol@example.org")
+    assert problem.line == 3
+    assert "never closed" in problem.reason and "accounts is empty" not in problem.reason
+    assert stored() == []
+
+
+def test_it_refuses_more_rows_than_the_limit_and_says_to_split(
+    session: Session, team: dict[str, User], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "MAX_ROWS", 3)
+    path = write(tmp_path, "".join(f"Story {i},sandbox:team.sandbox,,,,,\n" for i in range(4)))
+    problem = _only_problem(path, as_email="vol@example.org")
+    assert "more than 3 stories" in problem.reason and "split it" in problem.reason
+    assert stored() == []
+
+
+def test_other_writers_carry_on_while_a_big_file_is_checked(
+    session: Session,
+    team: dict[str, User],
+    tmp_path: Path,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = 1500
+    path = write(tmp_path, "".join(f"Story {i},sandbox:team.sandbox,,,,,\n" for i in range(rows)))
+    database = sqlite_url.split("///", 1)[1]
+    outcomes: list[str] = []
+
+    def another_writer() -> None:  # like `amplify users add` in another process
+        con = sqlite3.connect(database, timeout=2)
+        try:
+            con.execute("INSERT INTO settings (key, value) VALUES ('probe', '{}')")
+            con.commit()
+            outcomes.append("written")
+        except sqlite3.OperationalError as exc:
+            outcomes.append(str(exc))
+        finally:
+            con.close()
+
+    checking = importer.check_rows
+
+    def check_rows_beside_a_writer(*args: Any, **kw: Any) -> Any:
+        writer = threading.Thread(target=another_writer)
+        writer.start()
+        try:
+            return checking(*args, **kw)
+        finally:
+            writer.join()
+
+    monkeypatch.setattr(importer, "check_rows", check_rows_beside_a_writer)
+    result = import_csv(path, as_email="vol@example.org")
+    assert outcomes == ["written"]
+    assert result.imported == rows
+    assert len(stored()) == rows
+
+
+def test_it_imports_nothing_when_two_rows_are_the_same_story(
+    session: Session, team: dict[str, User], tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path, "Same story,sandbox:team.sandbox,,,,,\nSame story,sandbox:team.sandbox,,,,,\n"
+    )
+    problem = _only_problem(path, as_email="vol@example.org")
+    assert problem.line == 3 and "the same story as line 2" in problem.reason
+    assert stored() == []
+
+
+def _nth_sunday(year: int, month: int, n: int) -> str:
+    first = datetime(year, month, 1)
+    day = 1 + (6 - first.weekday()) % 7 + 7 * (n - 1)
+    return f"{day:02d}"
+
+
+def _first_sunday(year: int, month: int) -> str:
+    return _nth_sunday(year, month, 1)
+
+
+def _second_sunday(year: int, month: int) -> str:
+    return _nth_sunday(year, month, 2)
+
+
+@pytest.fixture
+def lead_on(db_url: str) -> str:
+    with session_scope(db_url) as s:
+        s.add(User(email="lead@example.org", name="Lee", role="lead", password_hash="x"))
+        s.add(Account(platform="sandbox", handle="team.sandbox", credentials_enc=encrypt_json({})))
+    return db_url
+
+
+def test_it_refuses_a_nul_byte_with_its_line_on_both_databases(
+    lead_on: str, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path, "Fine,sandbox:team.sandbox,,,,,\nBad\x00byte,sandbox:team.sandbox,,,,,\n"
+    )
+    with pytest.raises(ImportFailed) as info:
+        import_csv(path, as_email="lead@example.org", url=lead_on)
+    (problem,) = info.value.problems
+    assert problem.line == 3 and "NUL character" in problem.reason
+    with session_scope(lead_on, readonly=True) as s:
+        assert s.scalar(select(func.count()).select_from(Post)) == 0
+    with_skip = import_csv(path, as_email="lead@example.org", url=lead_on, skip_invalid=True)
+    assert with_skip.imported == 1 and [p.line for p in with_skip.problems] == [3]
