@@ -51,3 +51,36 @@ def test_it_connects_an_x_account_on_the_chosen_plan(app_as: Callable[..., AppTe
     with session_scope() as s:
         acct = s.scalars(select(Account).where(Account.platform == "x")).one()
         assert acct.options == {"x_plan": "basic"}
+
+
+def test_my_stories_says_why_a_story_waits_for_xs_daily_cap(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    from datetime import timedelta
+
+    from amplify import ratelimit
+    from amplify.models import Delivery, Post, PostState, utcnow
+
+    account_id = _x_account()
+    until = utcnow() + timedelta(hours=20)
+    with session_scope() as s:
+        s.get(Account, account_id).options = {"x_plan": "free"}  # type: ignore[union-attr]
+        post = Post(author_id=people["volunteer"], body="Advocacy day!", state=PostState.APPROVED)
+        s.add(post)
+        s.flush()
+        s.add(
+            Delivery(
+                post_id=post.id,
+                account_id=account_id,
+                next_attempt_at=utcnow(),
+                idempotency_key="k-waiting",
+            )
+        )
+        # 17 posts today on the Free plan: the next is pushed to the day's reset, with why.
+        spent = ratelimit.acquire(s, "x", account_id, units=17, now=until - timedelta(hours=24))
+        assert spent is None
+        assert ratelimit.defer_blocked(s) == 1
+    at = app_as("volunteer", "my_stories.py")
+    page = " ".join(i.value for i in at.info).replace("\\:\u2060", ":")  # markdown-escaped
+    assert "Waiting on x:chapter: X allows 17 posts a day on your plan (Free)" in page, page
+    assert "the next goes out" in page and f"at {until:%H:%M} UTC" in page

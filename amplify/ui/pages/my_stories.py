@@ -82,6 +82,15 @@ def _story(post: Post, tz: object) -> None:
         for d in failed:
             reason = widgets.plain(d.last_error or "unknown reason")
             st.warning(f"Not published on {widgets.plain(d.account.label)}: {reason}")
+        # Held back by a platform's limit (e.g. X's posts a day on the chapter's plan).
+        waiting = [
+            d
+            for d in post.deliveries
+            if d.status == "pending" and d.error_kind == "rate_limited" and d.last_error
+        ]
+        for d in waiting:
+            reason = widgets.plain(d.last_error or "")
+            st.info(f"Waiting on {widgets.plain(d.account.label)}: {reason}")
         b = st.columns(4)
         if post.state == PostState.DRAFT:
             if b[0].button("Edit", key=f"edit_{post.id}"):
