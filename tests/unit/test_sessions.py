@@ -365,3 +365,28 @@ def test_the_setup_code_is_printed_once_and_checked() -> None:
     assert not signin.setup_code_matches("")
     assert not signin.setup_code_matches("0000-0000-0000")
     signin.forget_setup_code()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_the_command_line_prints_a_one_time_reset_link(sqlite_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from amplify.cli import app
+    from amplify.db import session_scope
+
+    with session_scope() as s:
+        ada = users.create_user(
+            s, None, email="ada@example.org", name="Ada", role="admin", password=PW
+        )
+        digest = sessions.hash_token(sessions.start(s, ada))
+    result = CliRunner().invoke(app, ["users", "reset-password", "ADA@example.org"])
+    assert result.exit_code == 0, result.output
+    link = result.output.strip().splitlines()[-1]
+    token = _token(link)
+    with session_scope() as s:
+        assert resets.person_for(s, token) is not None
+        assert sessions.resume(s, digest) is None  # signed out everywhere
+    unknown = CliRunner().invoke(app, ["users", "reset-password", "who@example.org"])
+    assert unknown.exit_code != 0 and "nobody signs in as who@example.org" in unknown.output
