@@ -274,6 +274,8 @@ class MemoryConnector:
         return record.receipt
 
     def find_published(self, post: OutgoingPost) -> list[Receipt] | None:
+        """The parts recorded under this delivery's own key. The contract's time bound
+        (``post.not_before``) holds by construction: no other delivery has that key."""
         self.network._enter(self.handle, "find_published", post.idempotency_key)
         receipts: list[Receipt] = []
         for index in range(len(post.parts)):

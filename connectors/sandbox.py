@@ -309,6 +309,8 @@ class SandboxConnector:
         return self._receipt(record)
 
     def find_published(self, post: OutgoingPost) -> list[Receipt] | None:
+        """The parts recorded under this delivery's own key. The contract's time bound
+        (``post.not_before``) holds by construction: no other delivery has that key."""
         receipts: list[Receipt] = []
         with read_scope(self._url) as s:
             for index in range(len(post.parts)):
