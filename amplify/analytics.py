@@ -11,11 +11,12 @@ Nothing here imports streamlit; pages cache these results keyed on ``data_versio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from amplify import metrics
@@ -45,6 +46,14 @@ BEST_TIMES_MIN_POSTS = 5
 LABEL_CHARS = 48
 
 
+def _local(value: datetime | str | None, tz: ZoneInfo) -> datetime | None:
+    """A stored UTC time (SQLite aggregates may hand back text) in the workspace zone."""
+    if value is None:
+        return None
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(tz)
+
+
 def post_label(body: str, post_id: int | None = None) -> str:
     """A story named by its first words (``LABEL_CHARS`` at most, cut at a word)."""
     words = " ".join((body or "").split())
@@ -56,13 +65,28 @@ def post_label(body: str, post_id: int | None = None) -> str:
     return words
 
 
-def post_labels(rows: list[tuple[int, str]]) -> dict[int, str]:
-    """Labels for several stories, unique among them (a repeated opening gets its number)."""
+def post_labels(
+    rows: list[tuple[int, str]], published: dict[int, datetime | None] | None = None
+) -> dict[int, str]:
+    """Labels for several stories, unique among them: a repeated opening gets its
+    publishing day (and time if need be), then its number as a last resort."""
+    bodies = dict(rows)
     labels = {pid: post_label(body, pid) for pid, body in rows}
-    seen: dict[str, int] = {}
+    when = published or {}
+    for fmt in ("%d %b", "%d %b %H:%M"):
+        counts: dict[str, int] = {}
+        for label in labels.values():
+            counts[label] = counts.get(label, 0) + 1
+        for pid, label in list(labels.items()):
+            at = when.get(pid)
+            if counts[label] > 1 and at is not None:
+                labels[pid] = f"{post_label(bodies[pid], pid)} ({at.strftime(fmt)})"
+    counts = {}
     for label in labels.values():
-        seen[label] = seen.get(label, 0) + 1
-    return {pid: (f"{lab} (story {pid})" if seen[lab] > 1 else lab) for pid, lab in labels.items()}
+        counts[label] = counts.get(label, 0) + 1
+    return {
+        pid: (f"{lab} (story {pid})" if counts[lab] > 1 else lab) for pid, lab in labels.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -121,9 +145,16 @@ def kpis(s: Session, period: Period) -> Kpis:
             func.coalesce(func.sum(Delivery.engagement), 0),
             func.coalesce(func.sum(Delivery.reposts + Delivery.quotes), 0),
             func.sum(Delivery.impressions),
-            func.max(case((Delivery.metrics_simulated, 1), else_=0)),
+            # Simulated from the first moment: a sandbox post is, before any reading too.
+            func.max(
+                case(
+                    (or_(Delivery.metrics_simulated, Account.platform == metrics.SANDBOX), 1),
+                    else_=0,
+                )
+            ),
         )
         .join(Post, Post.id == Delivery.post_id)
+        .join(Account, Account.id == Delivery.account_id)
         .where(_originals(period))
     ).one()
     opted_in = s.scalar(
@@ -187,8 +218,13 @@ def engagement_over_time(
     frame["day"] = pd.to_datetime(frame["day"])
     if by == "post":  # stories by their first words, never by a bare id
         ids = [int(i) for i in frame["series"].unique()]
-        bodies = s.execute(select(Post.id, Post.body).where(Post.id.in_(ids))).all()
-        labels = post_labels([(pid, body) for pid, body in bodies])
+        bodies = s.execute(
+            select(Post.id, Post.body, Post.published_at).where(Post.id.in_(ids))
+        ).all()
+        labels = post_labels(
+            [(pid, body) for pid, body, _ in bodies],
+            {pid: _local(at, tz) for pid, _, at in bodies},
+        )
         frame["series"] = frame["series"].map(lambda i: labels.get(int(i), f"Story {i}"))
     frame["series"] = frame["series"].astype(str)
     frame["total"] = frame.groupby("series")["engagement"].cumsum()
@@ -196,7 +232,8 @@ def engagement_over_time(
 
 
 def post_timeline(s: Session, post_id: int) -> pd.DataFrame:
-    """Every snapshot of one post's deliveries: how its engagement grew, per account."""
+    """Every snapshot of one story's original posts (one line per publishing account): how
+    its engagement grew. Times are workspace wall-clock times, as the charts show them."""
     stmt = (
         select(
             MetricSnapshot.taken_at,
@@ -212,10 +249,14 @@ def post_timeline(s: Session, post_id: int) -> pd.DataFrame:
         )
         .join(Delivery, Delivery.id == MetricSnapshot.delivery_id)
         .join(Account, Account.id == Delivery.account_id)
-        .where(Delivery.post_id == post_id)
+        .where(Delivery.post_id == post_id, Delivery.kind == DeliveryKind.POST)
         .order_by(MetricSnapshot.taken_at)
     )
-    return pd.DataFrame(s.execute(stmt).all(), columns=list(stmt.selected_columns.keys()))
+    frame = pd.DataFrame(s.execute(stmt).all(), columns=list(stmt.selected_columns.keys()))
+    if not frame.empty:
+        taken = pd.to_datetime(frame["taken_at"], utc=True).dt.tz_convert(workspace_tz(s))
+        frame["taken_at"] = taken.dt.tz_localize(None)
+    return frame
 
 
 PEOPLE_COLUMNS = ["platform", "handle", "followers_count", "kind", "via", "simulated"]
@@ -338,7 +379,13 @@ def top_posts(s: Session, period: Period, limit: int = 50) -> pd.DataFrame:
     """Posts in the period by engagement, for choosing one to look at closely."""
     engagement = func.coalesce(func.sum(Delivery.engagement), 0).label("engagement")
     stmt = (
-        select(Post.id, func.substr(Post.body, 1, 200), engagement, func.count(Delivery.id))
+        select(
+            Post.id,
+            func.substr(Post.body, 1, 200),
+            engagement,
+            func.count(Delivery.id),
+            func.min(Delivery.published_at),
+        )
         .join(Delivery, Delivery.post_id == Post.id)
         .where(_originals(period))
         .group_by(Post.id)
@@ -346,7 +393,9 @@ def top_posts(s: Session, period: Period, limit: int = 50) -> pd.DataFrame:
         .limit(limit)
     )
     rows = s.execute(stmt).all()
-    labels = post_labels([(r[0], r[1]) for r in rows])
+    tz = workspace_tz(s)
+    landed = {r[0]: _local(r[4], tz) for r in rows}
+    labels = post_labels([(r[0], r[1]) for r in rows], landed)
     return pd.DataFrame(
         [(r[0], labels[r[0]], r[2], r[3]) for r in rows],
         columns=["post_id", "story", "engagement", "accounts"],

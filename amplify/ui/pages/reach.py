@@ -1,7 +1,8 @@
 """Reach: how far the team's stories spread. KPIs, engagement over time, spread, best times.
 
-Every number comes from amplify.analytics (SQL aggregates); results are cached per
-workspace data version, so a new snapshot or approval shows on the next run.
+Every number comes from amplify.analytics and amplify.metrics (one potential-reach
+implementation); results are cached per workspace data version, so a new snapshot or
+approval shows on the next run.
 """
 
 from __future__ import annotations
@@ -12,13 +13,33 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from amplify import analytics, campaigns, csvsafe
+from amplify import analytics, campaigns, csvsafe, metrics
 from amplify.db import database_url, session_scope
 from amplify.permissions import Action
 from amplify.ui import charts, widgets
 
 user = widgets.guard(Action.VIEW_REACH)
 tz = widgets.workspace_tz()
+GROUPS = {"platform": "Platform", "campaign": "Campaign", "post": "Story"}
+SIMULATED = " (simulated)"
+PEOPLE_HEADINGS = {
+    "platform": "Platform",
+    "handle": "Account",
+    "followers_count": "Followers",
+    "kind": "How",
+    "via": "Through",
+    "simulated": "Simulated",
+}
+BOARD_HEADINGS = {
+    "volunteer": "Volunteer",
+    "stories_published": "Stories published",
+    "engagement": "Engagement",
+    "advocate": "Advocate",
+    "shares": "Reshares",
+    "reach_added": "Reach added",
+    "story": "Story",
+    "accounts": "Accounts",
+}
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
@@ -50,7 +71,7 @@ def _spread(url: str, version: tuple[int, ...], post_id: int) -> dict[str, Any]:
             "timeline": analytics.post_timeline(s, post_id),
             "publishers": spread.publishers,
             "resharers": spread.resharers,
-            "reach": spread.potential_reach,
+            "reach": spread.reach,
         }
 
 
@@ -62,6 +83,52 @@ def _csv_button(label: str, frame: pd.DataFrame, name: str) -> None:
         mime="text/csv",
         key=f"csv_{name}",
     )
+
+
+def _accounts(n: int) -> str:
+    return f"{n:,} account" + ("" if n == 1 else "s")
+
+
+def _show_reach(reach: metrics.Reach) -> None:
+    """The potential reach, broken down, and what it leaves out."""
+    sim = SIMULATED if reach.simulated else ""
+    c1, c2, c3 = st.columns(3)
+    c1.metric(
+        f"Potential reach{sim}",
+        f"{reach.reach:,}" + ("+" if reach.unseen else ""),
+        help=metrics.REACH_METHOD,
+    )
+    c2.metric(
+        f"Publishers' followers{sim}",
+        f"{reach.publishers_followers:,}",
+        help="Followers of the accounts that posted the story.",
+    )
+    c3.metric(
+        f"Resharers' followers{sim}",
+        f"{reach.resharers_followers:,}" + ("+" if reach.unseen else ""),
+        help="Followers of each account that reposted or quoted it (advocates included), "
+        "each once.",
+    )
+    more = f", and {reach.unseen:,} more" if reach.unseen else ""
+    st.markdown(
+        f"**Published from** {_accounts(len(reach.publishers))}; "
+        f"**reshared by** {_accounts(len(reach.resharers))}{more}."
+    )
+    notes = []
+    if reach.unseen:
+        notes.append(
+            f"Partial: the platforms count {reach.unseen:,} more reshares than they list "
+            f"(Amplify reads up to {metrics.MAX_SPREADERS_PER_SWEEP:,} resharers per post each "
+            "time, and some accounts are hidden), so the real reach is higher."
+        )
+    if reach.unknown_followers:
+        notes.append(
+            f"{_accounts(reach.unknown_followers)} counted as 0 until their followers are read."
+        )
+    if reach.simulated:
+        notes.append("Sandbox numbers are simulated by a model: nothing was really posted.")
+    for note in notes:
+        st.caption(note)
 
 
 st.title("Reach")
@@ -89,7 +156,7 @@ campaign_id = f2.selectbox(
     key="keep_reach_campaign",
     format_func=lambda c: "All campaigns" if c is None else options[c],
 )
-by = f3.radio("Group by", ["platform", "campaign", "post"], key="keep_reach_by")
+by = f3.radio("Group by", list(GROUPS), format_func=GROUPS.__getitem__, key="keep_reach_by")
 
 if not isinstance(picked, tuple) or len(picked) != 2:
     st.info("Pick the last day of the period too.")
@@ -100,6 +167,7 @@ start = datetime.combine(first_day, time.min, tz).astimezone(UTC)
 end = datetime.combine(last_day + timedelta(days=1), time.min, tz).astimezone(UTC)
 data = _load(database_url(), version, start.isoformat(), end.isoformat(), campaign_id, by)
 k: analytics.Kpis = data["kpis"]
+sim = SIMULATED if k.simulated else ""
 
 if k.simulated:
     st.warning(
@@ -116,13 +184,13 @@ c[0].metric(
     "delivery published in the period (original posts, not advocate reposts).",
 )
 c[1].metric(
-    "Engagement",
+    f"Engagement{sim}",
     f"{k.engagement:,}",
     help="Likes + reposts + replies + quotes on original posts, latest reading.",
 )
-c[2].metric("Reshares", f"{k.reshares:,}", help="Reposts and quotes of the original posts.")
+c[2].metric(f"Reshares{sim}", f"{k.reshares:,}", help="Reposts and quotes of the original posts.")
 c[3].metric(
-    "Impressions",
+    f"Impressions{sim}",
     "—" if k.impressions is None else f"{k.impressions:,}",
     help="Only where the platform reports them (X, for the account's own posts).",
 )
@@ -143,59 +211,82 @@ if over.empty:
     )
 else:
     cumulative = st.toggle("Running total", value=True, key="keep_reach_cumulative")
-    st.altair_chart(charts.engagement_over_time(over, cumulative), use_container_width=True)
+    if by == "post":
+        st.caption("The ten stories with the most engagement in the period.")
+    st.altair_chart(charts.engagement_over_time(over, cumulative), width="stretch")
     _csv_button("Download engagement over time (CSV)", over, "engagement_over_time.csv")
 
-st.subheader("Spread of a post")
+st.subheader("Spread of a story")
 top = data["top"]
 if top.empty:
     st.info("Nothing published in this period yet.")
 else:
-    labels = {int(r.post_id): f"#{r.post_id} — {r.story}" for r in top.itertuples()}
+    labels = {int(r.post_id): str(r.story) for r in top.itertuples()}
     post_id = st.selectbox(
-        "Post", list(labels), format_func=labels.__getitem__, key="keep_reach_post"
+        "Story", list(labels), format_func=labels.__getitem__, key="keep_reach_post"
     )
     spread = _spread(database_url(), version, int(post_id))
-    left, right = st.columns([1, 2])
-    left.metric("Potential reach", f"{spread['reach']:,}", help=analytics.REACH_METHOD)
-    left.caption(f"**How this is counted.** {analytics.REACH_METHOD}")
-    with right:
-        if spread["timeline"].empty:
-            st.info("No snapshots of this post yet.")
-        else:
-            st.altair_chart(charts.post_timeline(spread["timeline"]), use_container_width=True)
-    resharers = spread["resharers"]
-    st.markdown(
-        f"**Published from** {len(spread['publishers'])} account(s); "
-        f"**reshared by** {len(resharers)} account(s)."
+    reach: metrics.Reach = spread["reach"]
+    _show_reach(reach)
+    with st.expander("How potential reach is counted"):
+        st.write(metrics.REACH_METHOD)
+    people = pd.concat(
+        [
+            spread["publishers"].assign(role="published"),
+            spread["resharers"].assign(role="reshared"),
+        ],
+        ignore_index=True,
     )
+    if not people.empty:
+        st.markdown("**Who carried it** — followers of each account, latest reading")
+        st.altair_chart(charts.spread_bars(people), width="stretch")
+    timeline = spread["timeline"]
+    st.markdown(f"**Engagement of the original posts**{SIMULATED if reach.simulated else ''}")
+    if timeline.empty:
+        st.info("No readings of this story yet: the first comes 15 minutes after it lands.")
+    else:
+        st.altair_chart(charts.post_timeline(timeline), width="stretch")
+        st.caption("Engagement = likes + reposts + replies + quotes, as each reading found them.")
+    resharers = spread["resharers"]
     if not resharers.empty:
-        st.altair_chart(charts.spread_bars(resharers), use_container_width=True)
-        st.dataframe(
-            resharers.drop(columns=["remote_user_id"]), hide_index=True, use_container_width=True
-        )
+        st.dataframe(resharers.rename(columns=PEOPLE_HEADINGS), hide_index=True, width="stretch")
         _csv_button("Download who reshared (CSV)", resharers, f"post_{post_id}_resharers.csv")
 
 st.subheader("Best posting times")
 best = data["best_times"]
-if best.empty:
-    st.info("Best times appear once posts have engagement readings.")
-else:
-    st.caption(f"Mean engagement of posts by the hour they were published ({tz.key}).")
-    st.altair_chart(charts.best_times_heatmap(best), use_container_width=True)
+posts = int(best["posts"].sum()) if not best.empty else 0
+enough = posts >= analytics.BEST_TIMES_MIN_POSTS
+st.caption(
+    f"Mean engagement of posts by the day and hour they were published ({tz.key}); "
+    "grey hours had no posts."
+)
+if not enough:
+    st.info(
+        f"Not enough data yet: best times need at least {analytics.BEST_TIMES_MIN_POSTS} "
+        f"posts published in the period (so far {posts})."
+    )
+st.altair_chart(charts.best_times_heatmap(best, enough), width="stretch")
 
 st.subheader("Leaderboards")
 lv, la = st.columns(2)
 with lv:
-    st.markdown("**Volunteers** — stories published, engagement earned")
-    st.dataframe(data["volunteers"], hide_index=True, use_container_width=True)
+    st.markdown(f"**Volunteers** — stories published, engagement earned{sim}")
+    st.dataframe(
+        data["volunteers"].rename(columns=BOARD_HEADINGS), hide_index=True, width="stretch"
+    )
     _csv_button("Download (CSV)", data["volunteers"], "volunteers.csv")
 with la:
-    st.markdown("**Advocates** — shares, reach added")
-    st.dataframe(data["advocates"], hide_index=True, use_container_width=True)
-    st.caption("Reach added = the advocate account's followers, once per share.")
+    st.markdown(f"**Advocates** — reshares, reach added{sim}")
+    st.dataframe(data["advocates"].rename(columns=BOARD_HEADINGS), hide_index=True, width="stretch")
+    st.caption(
+        "Reach added = the advocate's followers, counted as in each story's potential reach."
+    )
     _csv_button("Download (CSV)", data["advocates"], "advocates.csv")
 
-with st.expander("Top posts in this period"):
-    st.dataframe(top, hide_index=True, use_container_width=True)
-    _csv_button("Download top posts (CSV)", top, "top_posts.csv")
+with st.expander("Top stories in this period"):
+    st.dataframe(
+        top.drop(columns=["post_id"]).rename(columns=BOARD_HEADINGS),
+        hide_index=True,
+        width="stretch",
+    )
+    _csv_button("Download top stories (CSV)", top, "top_posts.csv")
