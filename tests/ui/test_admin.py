@@ -262,3 +262,40 @@ def test_it_pages_through_a_long_audit_log(
     assert "page 2 of 2" in texts(at) and len(at.dataframe[0].value) == 13
     at.multiselect(key="act_actions").set_value(["test.event"]).run()
     assert "60 event(s) · page 1 of 2" in texts(at), "a new filter starts at page 1"
+
+
+def test_it_adds_edits_archives_and_restores_a_campaign(app_as: Callable[..., AppTest]) -> None:
+    from amplify.models import Campaign
+
+    at = app_as("admin", "campaigns.py")
+    assert not at.exception
+    at.text_input(key="keep_cp_new_name").input("Spring Drive")
+    at.text_input(key="keep_cp_new_tags").input("health #Access")
+    button(at, "Add campaign").click().run()
+    assert "Campaign Spring Drive added." in [s.value for s in at.success]
+    assert at.text_input(key="keep_cp_new_name").value == "", "the add form is cleared"
+    with session_scope() as s:
+        [c] = s.scalars(select(Campaign)).all()
+        cid = c.id
+        assert c.hashtags == "#health #Access"
+
+    at.text_input(key=f"cp_{cid}_name").input("Spring Drive 2026")
+    at.text_input(key=f"cp_{cid}_utm").input("spring-26")
+    button(at, "Save changes").click().run()
+    assert "Campaign Spring Drive 2026 saved." in [s.value for s in at.success]
+    button(at, "Archive").click().run()
+    with session_scope() as s:
+        c = s.get(Campaign, cid)
+        assert c is not None
+        assert (c.name, c.utm_campaign, c.archived) == ("Spring Drive 2026", "spring-26", True)
+    button(at, "Restore").click().run()
+    with session_scope() as s:
+        c = s.get(Campaign, cid)
+        assert c is not None and not c.archived
+
+
+def test_it_explains_a_campaign_that_cannot_be_saved(app_as: Callable[..., AppTest]) -> None:
+    at = app_as("admin", "campaigns.py")
+    at.text_input(key="keep_cp_new_name").input("   ")
+    button(at, "Add campaign").click().run()
+    assert any("Give the campaign a name." in e.value for e in at.error), texts(at)

@@ -1,10 +1,8 @@
-"""Team & settings (admin): people and roles, posting slots, time zone, campaigns, notifications."""
+"""Team & settings (admin): people and roles, posting slots, time zone, notifications."""
 
 from __future__ import annotations
 
-from datetime import date
 from functools import partial
-from typing import Any
 from zoneinfo import available_timezones
 
 import pandas as pd
@@ -173,69 +171,6 @@ def _set_slots(account_id: int, text: str) -> None:
         slots.set_slots(s, state.actor(s), account_id, items)
 
 
-# --------------------------------------------------------------------------- campaigns
-
-
-def _campaigns() -> None:
-    st.subheader("Campaigns")
-    from amplify import campaigns
-
-    with state.db() as s:
-        rows = list(campaigns.list_campaigns(s))
-        s.expunge_all()
-    if rows:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "name": c.name,
-                        "hashtags": c.hashtags,
-                        "utm_campaign": c.utm_campaign,
-                        "from": c.starts_on,
-                        "to": c.ends_on,
-                    }
-                    for c in rows
-                ]
-            ),
-            hide_index=True,
-            width="stretch",
-        )
-    with st.expander("Add a campaign"):
-        name = st.text_input("Name", key="keep_tm_c_name")
-        desc = st.text_area("Description", key="keep_tm_c_desc")
-        tags = st.text_input("Hashtags (space-separated)", key="keep_tm_c_tags")
-        utm = st.text_input("UTM campaign (blank: made from the name)", key="keep_tm_c_utm")
-        dated = st.checkbox("Runs between dates", key="keep_tm_c_dated")
-        start: date | None = None
-        end: date | None = None
-        if dated:
-            c1, c2 = st.columns(2)
-            start = c1.date_input("Starts", key="keep_tm_c_start")
-            end = c2.date_input("Ends", key="keep_tm_c_end")
-        if st.button("Add campaign") and widgets.run_action(
-            lambda: _add_campaign(name, desc, tags, utm or None, start, end),
-            f"Campaign {widgets.plain(name)} added.",
-        ):
-            widgets.forget("keep_tm_c_")
-            st.rerun()
-
-
-def _add_campaign(name: str, desc: str, tags: str, utm: str | None, start: Any, end: Any) -> None:
-    from amplify import campaigns
-
-    with state.db() as s:
-        campaigns.create_campaign(
-            s,
-            state.actor(s),
-            name=name,
-            description=desc,
-            hashtags=tags,
-            utm_campaign=utm,
-            starts_on=start,
-            ends_on=end,
-        )
-
-
 # --------------------------------------------------------------------------- notifications
 
 
@@ -283,16 +218,19 @@ def _remove_channel(cid: int) -> None:
 def render() -> None:
     widgets.guard(Action.MANAGE_USERS)
     st.title("Team & settings")
-    tabs = st.tabs(["People", "Posting slots & time zone", "Campaigns", "Notifications"])
+    tabs = st.tabs(["People", "Posting slots & time zone", "Notifications"])
     with tabs[0]:
         _people()
     with tabs[1]:
         _timezone()
         _slots()
     with tabs[2]:
-        _campaigns()
-    with tabs[3]:
         _channels()
+    st.page_link(
+        "amplify/ui/pages/campaigns.py",
+        label="Campaigns have their own page: add, edit and archive them there",
+        icon=":material/flag:",
+    )
 
 
 if __name__ == "__main__":
