@@ -285,6 +285,18 @@ def store(checked: Checked, data_dir: Path | None = None) -> StoredImage:
     )
 
 
+def columns(stored: StoredImage | None) -> dict[str, int | str]:
+    """The ``PostMedia`` columns that describe ``stored`` (none for no image)."""
+    if stored is None:
+        return {}
+    return {
+        "width": stored.width,
+        "height": stored.height,
+        "size_bytes": stored.size_bytes,
+        "sha256": stored.sha256,
+    }
+
+
 def ingest(data: bytes, name: str = "The image", data_dir: Path | None = None) -> StoredImage:
     """Check ``data`` and store its normalised copy; raises ImageRefused."""
     return store(check(data, name), data_dir)
@@ -396,15 +408,21 @@ def publishable(path: str | Path) -> bytes:
     return publishable_bytes(read_capped(Path(path), name), name)
 
 
-@functools.lru_cache(maxsize=512)
-def _thumbnail(path: str, _mtime_ns: int, _size: int) -> bytes | None:
+def _small(data: bytes) -> bytes | None:
     try:
-        data = read_capped(Path(path), "image")
         with _open(data, "image") as opened:
             image = _decoded(opened, "image")
             image = image.convert("RGBA" if _has_alpha(image) else "RGB")
             image.thumbnail((THUMB_SIDE, THUMB_SIDE))
             return _encode(image, "PNG" if image.mode == "RGBA" else "JPEG", None)
+    except ImageRefused:
+        return None
+
+
+@functools.lru_cache(maxsize=512)
+def _thumbnail(path: str, _mtime_ns: int, _size: int) -> bytes | None:
+    try:
+        return _small(read_capped(Path(path), "image"))
     except ImageRefused:
         return None
 
@@ -417,6 +435,21 @@ def thumbnail(path: str | Path) -> bytes | None:
     except OSError:
         return None
     return _thumbnail(str(path), info.st_mtime_ns, info.st_size)
+
+
+_previews: dict[str, bytes] = {}  # sha256 → preview; small, bounded below
+
+
+def preview(checked: Checked) -> bytes:
+    """A small preview of a checked image (for the composer: cheap to show on every run)."""
+    key = checked.sha256
+    found = _previews.get(key)
+    if found is None:
+        found = _small(checked.data) or checked.data
+        if len(_previews) >= 256:
+            _previews.pop(next(iter(_previews)), None)
+        _previews[key] = found
+    return found
 
 
 def describe(s: Session, rows: Iterable[PostMedia], data_dir: Path | None = None) -> None:

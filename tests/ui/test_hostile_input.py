@@ -288,9 +288,6 @@ def test_no_page_raises_on_hostile_input(hostile_workspace: dict[str, int], role
             _press_every_button(at, spec, where, shift)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="helper C's upload check (issue 8 item 5) has not landed; remove then"
-)
 def test_share_refuses_a_text_file_named_png_with_a_message(
     hostile_workspace: dict[str, int],
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -10,13 +11,15 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from amplify import queries, textrules, workflow
+from amplify import media, queries, textrules, workflow
 from amplify.config import get_settings
 from amplify.errors import AmplifyError, Conflict, ValidationFailed
 from amplify.models import Account, Post, utcnow
 from amplify.permissions import Action
 from amplify.ui import state, widgets
 from amplify.ui.widgets import plain
+
+log = logging.getLogger(__name__)
 
 SLOT, AT, NOW = "Next open posting slot", "At a time", "Publish now"
 WHEN = (SLOT, AT, NOW)
@@ -285,11 +288,14 @@ def _story(
             cols = st.columns(4)
             for col, m in zip(cols, post.media, strict=False):
                 path = get_settings().data_dir / m.path
-                if path.is_file():
-                    col.image(str(path), caption=f"Alt text: {plain(m.alt_text)}", width=160)
+                thumb = media.thumbnail(path)  # a checked preview; never the original
+                if thumb is not None:
+                    col.image(thumb, caption=f"Alt text: {plain(m.alt_text)}", width=160)
                 else:
+                    reason = media.problem(path) or "It cannot be shown."
                     col.warning(
-                        f"Image missing on disk ({plain(m.path)}); alt text: {plain(m.alt_text)}"
+                        f"{plain(reason)} Ask the author to attach it again. "
+                        f"Alt text: {plain(m.alt_text)}"
                     )
         body = st.text_area("Text", value=post.body, key=f"{key}_body_v{seen}", height=120)
         c = st.columns([3, 2])
@@ -311,7 +317,7 @@ def _story(
             dict.fromkeys([*(post.target_platforms or []), *(a.platform for a in chosen_accts)])
         )
         overrides = _override_fields(key, post, platforms)
-        cap = st.number_input(
+        cap = st.columns([1, 2])[0].number_input(
             "Longest thread allowed (posts)",
             min_value=1,
             max_value=workflow.MAX_THREAD_CAP,
@@ -417,6 +423,21 @@ def _campaigns() -> list[Any]:
     return rows
 
 
+def _safe_story(
+    post: Post, accounts: list[Account], camps: list[Any], tz: ZoneInfo, can_amplify: bool
+) -> Card | None:
+    """One story's card; a story that cannot be shown never hides the others."""
+    try:
+        return _story(post, accounts, camps, tz, can_amplify)
+    except Exception:
+        log.exception("review: story #%s could not be shown", post.id)
+        st.error(
+            f"Story #{post.id} cannot be shown right now; the others are below. "
+            "An admin can find the details in the server log."
+        )
+        return None
+
+
 def render() -> None:
     user = widgets.guard(Action.APPROVE)
     st.title("Review")
@@ -436,7 +457,8 @@ def render() -> None:
 
     can_amplify = permissions.can(user, Action.AMPLIFY)
     camps = _campaigns()
-    cards = [_story(post, accounts, camps, tz, can_amplify) for post in posts]
+    shown = [_safe_story(post, accounts, camps, tz, can_amplify) for post in posts]
+    cards = [card for card in shown if card is not None]
     with bulk:
         _bulk(cards)
 

@@ -7,19 +7,15 @@ connection loses nothing; after a save or a submit the form starts empty.
 from __future__ import annotations
 
 import logging
-import mimetypes
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from amplify import queries, textrules, workflow
-from amplify.config import get_settings
-from amplify.errors import AmplifyError
+from amplify import media, queries, textrules, workflow
+from amplify.errors import AmplifyError, ValidationFailed
 from amplify.models import Post, utcnow
 from amplify.permissions import Action
 from amplify.ui import state, widgets
@@ -66,15 +62,17 @@ def _campaigns(keep: int | None = None) -> list[Any]:
     return rows
 
 
-def save_upload(data: bytes, filename: str) -> tuple[str, str]:
-    """Store an upload under data/media with a random name; (path relative to data, mime)."""
-    ext = Path(filename).suffix.lower() or ".bin"
-    mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    media_dir = get_settings().data_dir / "media"
-    media_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{uuid.uuid4().hex}{ext}"
-    (media_dir / name).write_bytes(data)
-    return f"media/{name}", mime
+def checked_upload(f: Any) -> media.Checked | str:
+    """The upload checked and normalised once per file (amplify.media), or what to fix.
+    Nothing is written to disk until the story is saved."""
+    key = f"{P}img_{f.file_id}"
+    if key not in st.session_state:
+        try:
+            st.session_state[key] = media.check(f.getvalue(), f.name)
+        except media.ImageRefused as exc:
+            st.session_state[key] = str(exc)
+    found: media.Checked | str = st.session_state[key]
+    return found
 
 
 @st.cache_data(ttl=3600, max_entries=200, show_spinner="Reading the link's preview…")
@@ -404,7 +402,11 @@ def render() -> None:
         images = files[:MAX_IMAGES]
         for n, f in enumerate(images, start=1):
             c1, c2 = st.columns([1, 3])
-            c1.image(f, width=120)
+            checked = checked_upload(f)
+            if isinstance(checked, str):  # never shown: only the checked copy is
+                c2.error(widgets.plain(checked), icon=":material/broken_image:")
+                continue
+            c1.image(media.preview(checked), width=120)
             c2.text_input(
                 f"Alt text for image {n} ({widgets.plain(f.name)})",
                 key=k(f"alt_{f.name}"),
@@ -479,14 +481,21 @@ def _past_preferred(preferred: datetime | None) -> bool:
 def _save(user_id: int, target: dict[str, Any] | None, typed: Form, *, submit: bool) -> None:
     if _past_preferred(typed.preferred):
         return
+    checks = [(f, checked_upload(f)) for f in typed.images]
+    refused = [c for _, c in checks if isinstance(c, str)]
+    if refused:  # say what to fix; nothing is saved with a picture left out
+        widgets.show_error(ValidationFailed(refused))
+        return
+    ready = [(f, c) for f, c in checks if not isinstance(c, str)]
     saved: list[str] = []
+    replaced: list[str] = []
     try:
-        media = []
-        for f in typed.images:
-            rel, mime = save_upload(f.getvalue(), f.name)
-            saved.append(rel)
+        attached = []
+        for f, checked in ready:
+            stored = media.store(checked)
+            saved.append(stored.path)
             alt = st.session_state.get(k(f"alt_{f.name}"), "")
-            media.append(workflow.MediaInput(path=rel, alt_text=alt, mime_type=mime))
+            attached.append(workflow.MediaInput(stored.path, alt, stored.mime_type))
         fields = typed.fields()
         with state.db() as s:
             actor = state.actor(s)
@@ -494,20 +503,23 @@ def _save(user_id: int, target: dict[str, Any] | None, typed: Form, *, submit: b
                 # A draft being edited keeps its images unless new ones are uploaded; a copy
                 # kept while typing has none, so it gets what is attached now.
                 if typed.images or target["kind"] == "auto":
-                    fields["media"] = media
+                    fields["media"] = attached
+                    old = s.get(Post, target["post_id"])
+                    replaced = [m.path for m in old.media] if old is not None else []
                 post = workflow.edit(
                     s, actor, target["post_id"], expected_version=target["version"], **fields
                 )
             else:
-                post = workflow.create_draft(s, actor, media=media, **fields)
+                post = workflow.create_draft(s, actor, media=attached, **fields)
+            media.describe(s, post.media)  # width, height, size and hash of each copy
             if submit:
                 workflow.submit(s, actor, post.id)
             post_id = post.id
     except AmplifyError as exc:
-        for rel in saved:
-            (get_settings().data_dir / rel).unlink(missing_ok=True)
+        _tidy(saved)
         widgets.show_error(exc)  # nothing typed is lost: the fields keep their values
         return
+    _tidy([p for p in replaced if p not in saved])
     if submit:
         widgets.flash(f"Story #{post_id} is with the leads for review. Thank you!")
     else:
@@ -515,6 +527,19 @@ def _save(user_id: int, target: dict[str, Any] | None, typed: Form, *, submit: b
     st.session_state[RESET] = True
     st.session_state[ANOTHER] = True
     st.rerun()
+
+
+def _tidy(paths: list[str]) -> None:
+    """Delete image files no story uses any more (replaced, or from a save that failed),
+    and older leftovers; a clean-up never stops the page."""
+    if not paths:
+        return
+    try:
+        with state.db() as s:
+            media.discard(s, paths)
+            media.remove_orphans(s)
+    except Exception:
+        log.exception("could not tidy unused images; the worker's sweep will")
 
 
 if __name__ == "__main__":
