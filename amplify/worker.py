@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 HEARTBEAT_KEEP = timedelta(days=2)  # heartbeat rows of workers silent longer are deleted
 METRICS_SECONDS = 60.0
+MEDIA_SWEEP_SECONDS = 900.0  # unused image files are removed this often (media.remove_orphans)
 MAX_IDLE_SECONDS = 1.0  # the dispatch job runs at least this often
 # Over-budget accounts' due deliveries are pushed to their reset at most this often (a
 # claimed one of such an account is deferred on its own, so this only saves claims).
@@ -213,6 +214,7 @@ class Worker:
             (self._dispatch_job, self.idle_seconds, now, 2),
             (self._recover_job, self.recover_seconds, now, 1),
             (self._heartbeat_job, self.heartbeat_seconds, now, 1),
+            (self._media_job, MEDIA_SWEEP_SECONDS, now + timedelta(minutes=1), 1),
         ]
         if self.metrics_enabled:
             first = now + timedelta(seconds=min(5.0, self.metrics_seconds))
@@ -351,6 +353,17 @@ class Worker:
                 self._act(f"metrics: {result.snapshots} snapshots in {result.calls} calls")
         except Exception:
             log.exception("metrics sweep failed; trying again at the next one")
+
+    def _media_job(self) -> None:
+        try:
+            from amplify import media
+
+            with self.factory() as s:
+                removed = media.remove_orphans(s)
+            if removed:
+                self._act(f"media: removed {len(removed)} unused image files")
+        except Exception:
+            log.exception("unused-image sweep failed; trying again at the next one")
 
     # ------------------------------------------------------------------ dispatch
 

@@ -296,3 +296,21 @@ def test_it_deletes_a_replaced_upload_at_once_unless_another_story_uses_it(
 
 def test_it_sets_pillows_own_guard_to_the_stated_cap() -> None:
     assert Image.MAX_IMAGE_PIXELS == media.MAX_PIXELS
+
+
+def test_the_worker_sweeps_unused_images_on_a_timer(session: Session) -> None:
+    from amplify.worker import Worker
+
+    make_post(session)
+    session.commit()
+    unused = media.ingest(png_bytes(color="purple"))
+    _age(get_settings().data_dir / unused.path, 2)
+    worker = Worker(concurrency=1, metrics_enabled=False)
+    worker.start()
+    try:
+        job = worker._scheduler.get_job("media") if worker._scheduler else None
+        assert job is not None and job.trigger.interval.total_seconds() == 900
+        job.func()
+    finally:
+        worker.stop()
+    assert not (get_settings().data_dir / unused.path).exists()
