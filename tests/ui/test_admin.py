@@ -299,3 +299,20 @@ def test_it_explains_a_campaign_that_cannot_be_saved(app_as: Callable[..., AppTe
     at.text_input(key="keep_cp_new_name").input("   ")
     button(at, "Add campaign").click().run()
     assert any("Give the campaign a name." in e.value for e in at.error), texts(at)
+
+
+def test_it_clears_the_connect_form_and_labels_sandbox_followers_simulated(
+    app_as: Callable[..., AppTest],
+) -> None:
+    at = app_as("admin", "accounts.py")
+    at.text_input(key="acc_sandbox_handle").input("team.sandbox")
+    at.checkbox(key="acc_sandbox_optin").check()
+    button(at, "Connect and test", 0).click().run()
+    assert "Connected" in texts(at)
+    assert at.text_input(key="acc_sandbox_handle").value == ""
+    assert at.checkbox(key="acc_sandbox_optin").value is False
+    with session_scope() as s:
+        [acct] = s.scalars(select(Account)).all()
+        followers = acct.followers_count
+    assert followers is not None
+    assert f"{followers:,} followers (simulated)" in texts(at)

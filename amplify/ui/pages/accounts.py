@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from amplify import queries
+from amplify import queries, simulated
 from amplify.errors import AmplifyError
 from amplify.models import Account
 from amplify.permissions import Action
@@ -124,6 +124,9 @@ def _connect(platform: str) -> None:
     except (AmplifyError, ConnectorError) as exc:
         widgets.flash_error(exc)
         st.rerun()
+    # Saved: a clean form for the next account (the secret fields were cleared above).
+    for name in ("handle", "service", "owner", "optin", "plan"):
+        st.session_state.pop(f"acc_{platform}_{name}", None)
     ok, detail = _test(account_id)
     if ok:
         label = widgets.plain(widgets.account_label(platform, handle))
@@ -198,7 +201,7 @@ def _account_card(acct: Account, tz: object) -> None:
         name = widgets.plain(widgets.account_label(acct.platform, acct.handle))
         c[0].markdown(f"**{name}**{owner}")
         c[0].caption(
-            f"{acct.followers_count if acct.followers_count is not None else '?'} followers"
+            simulated.followers(acct.followers_count, acct.platform)
             + (" · opted in to amplify" if acct.amplify_opt_in else "")
             + (f" · {widgets.plain(acct.service_url)}" if acct.service_url else "")
         )
