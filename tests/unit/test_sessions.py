@@ -390,3 +390,12 @@ def test_the_command_line_prints_a_one_time_reset_link(sqlite_url: str) -> None:
         assert sessions.resume(s, digest) is None  # signed out everywhere
     unknown = CliRunner().invoke(app, ["users", "reset-password", "who@example.org"])
     assert unknown.exit_code != 0 and "nobody signs in as who@example.org" in unknown.output
+
+
+def test_the_dashboard_serves_only_this_machine_by_default() -> None:
+    import tomllib
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml"
+    address = tomllib.loads(config.read_text())["server"].get("address")
+    assert signin.is_loopback(address), f"server.address is {address!r}"
