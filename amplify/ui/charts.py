@@ -14,6 +14,7 @@ WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 HOURS = list(range(24))
 ChartLike = alt.Chart | alt.LayerChart | alt.FacetChart
 BAR_STEP = 24  # pixels per bar: room for every label
+LEGEND_ROW = 30  # pixels per legend entry, as Streamlit draws them
 ROLE_COLOURS = alt.Scale(domain=["published", "reshared"], range=["#1f5f99", "#7fb3e0"])
 
 
@@ -25,6 +26,12 @@ def _counts() -> alt.Axis:
 def _legend(title: str = "") -> alt.Legend:
     # labelLimit=0: never cut a story's name in the legend.
     return alt.Legend(title=title or None, orient="bottom", columns=1, labelLimit=0)
+
+
+def _with_legend(plot_height: int, entries: int, titled: bool = False) -> int:
+    """Chart height that keeps the plot ``plot_height`` tall under a bottom legend of
+    ``entries`` rows (Streamlit fits legend and plot into the height together)."""
+    return plot_height + LEGEND_ROW * entries + (LEGEND_ROW if titled else 0) + 40
 
 
 def _order(frame: pd.DataFrame, series: str, value: str) -> list[str]:
@@ -51,7 +58,7 @@ def engagement_over_time(frame: pd.DataFrame, cumulative: bool = True) -> alt.Ch
                 alt.Tooltip("total:Q", title="To date", format=",d"),
             ],
         )
-        .properties(height=300)
+        .properties(height=_with_legend(260, len(order)))
     )
 
 
@@ -79,7 +86,7 @@ def post_timeline(frame: pd.DataFrame) -> alt.Chart:
                 alt.Tooltip("quotes:Q", format=",d"),
             ],
         )
-        .properties(height=260)
+        .properties(height=_with_legend(220, len(order), titled=True))
     )
 
 
