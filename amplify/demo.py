@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from amplify import crypto, snapshots
+from amplify import checklist, crypto, snapshots
 from amplify.config import get_settings
 from amplify.db import session_scope
 from amplify.errors import ConfigError
@@ -96,27 +96,48 @@ def _people(s: Session) -> DemoPeople:
 def _populate(s: Session, rng: random.Random, days: int) -> None:
     from amplify.users import hash_password
 
+    now = utcnow()
+    setup = now - timedelta(days=days + 2)  # when the admin set the workspace up
     pw = hash_password(DEMO_PASSWORD)
-    admin = User(email="admin@demo.example", name="Ada Admin", role=Role.ADMIN, password_hash=pw)
-    lead = User(email="lead@demo.example", name="Lee Lead", role=Role.LEAD, password_hash=pw)
+    admin = User(
+        email="admin@demo.example",
+        name="Ada Admin",
+        role=Role.ADMIN,
+        password_hash=pw,
+        created_at=setup,
+    )
+    lead = User(
+        email="lead@demo.example",
+        name="Lee Lead",
+        role=Role.LEAD,
+        password_hash=pw,
+        created_at=setup,
+    )
     volunteers = [
         User(
             email=f"{n.lower()}@demo.example",
             name=f"{n} Volunteer",
             role=Role.VOLUNTEER,
             password_hash=pw,
+            created_at=setup,
         )
         for n in ("Val", "Vic", "Vera", "Van")
     ]
     s.add_all([admin, lead, *volunteers])
     s.flush()
+    for n, person in enumerate([lead, *volunteers]):
+        _audit(s, admin.id, "user.created", "user", person.id, setup + timedelta(minutes=5 + n))
 
     campaigns = [
         Campaign(name="Interoperability Now", utm_campaign="interop-now", hashtags="#Interop"),
         Campaign(name="Telehealth for All", utm_campaign="telehealth-all", hashtags="#Telehealth"),
         Campaign(name="Rural Broadband", utm_campaign="rural-broadband", hashtags="#Broadband"),
     ]
-    s.add_all(campaigns)
+    # A finished campaign, archived: the Campaigns page shows how that looks.
+    done = Campaign(
+        name="Flu Season 2025", utm_campaign="flu-2025", hashtags="#FluShot", archived=True
+    )
+    s.add_all([*campaigns, done])
     empty = crypto.encrypt_json({})
     org = [
         Account(
@@ -129,6 +150,7 @@ def _populate(s: Session, rng: random.Random, days: int) -> None:
         )
         for h, f in (("chapter.sandbox", 4200), ("chapter-news.sandbox", 1800))
     ]
+    # Everyone's own practice account, opted in (leads and admins amplify too).
     advocates = [
         Account(
             platform="sandbox",
@@ -138,16 +160,21 @@ def _populate(s: Session, rng: random.Random, days: int) -> None:
             credentials_enc=empty,
             followers_count=rng.randint(80, 900),
         )
-        for u in volunteers[:3]
+        for u in [*volunteers[:3], lead, admin]
     ]
     s.add_all(org + advocates)
     s.flush()
+    for n, acct in enumerate(org + advocates):
+        _audit(s, admin.id, "account.added", "account", acct.id, setup + timedelta(minutes=20 + n))
 
-    now = utcnow()
+    authors = [*volunteers, lead, admin]  # every role has stories of its own
+    reviewers = [lead, admin]
+    failed_one = False
     states = [PostState.PUBLISHED] * 24 + [PostState.APPROVED] * 4 + [PostState.SUBMITTED] * 3
     states += [PostState.DRAFT] * 3 + [PostState.CANCELLED] * 2
     for i, state in enumerate(states):
-        author = volunteers[i % len(volunteers)]
+        author = authors[i % len(authors)]
+        reviewer = reviewers[i % len(reviewers)]
         post = Post(
             author_id=author.id,
             campaign_id=campaigns[i % 3].id,
@@ -157,20 +184,29 @@ def _populate(s: Session, rng: random.Random, days: int) -> None:
             state=state,
             amplify=True,
         )
-        if state == PostState.DRAFT and i % 2:
-            post.review_note = "Lovely story! Could you add the county name?"
         s.add(post)
         s.flush()
-        _audit(s, author.id, "submit" if state != PostState.DRAFT else "create_draft", post.id)
-        if state in (PostState.SUBMITTED, PostState.DRAFT):
+        when = _story_time(rng, now, days, state)
+        times = _history(rng, now, when, state)
+        post.created_at = post.updated_at = times["created"]
+        _audit(s, author.id, "post.created", "post", post.id, times["created"])
+        if state == PostState.DRAFT:
+            if i % 2:  # sent back once, with the lead's note
+                post.review_note = "Lovely story! Could you add the county name?"
+                _audit(s, author.id, "post.submitted", "post", post.id, times["submitted"])
+                _audit(s, reviewer.id, "post.rejected", "post", post.id, times["reviewed"])
             continue
-        when = now - timedelta(days=rng.uniform(0.5, days), hours=rng.uniform(0, 8))
-        if state == PostState.APPROVED:
-            when = now + timedelta(days=rng.uniform(0.2, 6))
+        post.submitted_at = times["submitted"]
+        _audit(s, author.id, "post.submitted", "post", post.id, times["submitted"])
+        if state == PostState.SUBMITTED:
+            continue
         post.scheduled_for = when
-        _audit(s, lead.id, "approve", post.id)
-        for account in org[: 1 + i % 2]:
+        _audit(s, reviewer.id, "post.approved", "post", post.id, times["reviewed"])
+        for n, account in enumerate(org[: 1 + i % 2]):
             d = _delivery(post, account, when, state)
+            if state == PostState.APPROVED and n == 1 and not failed_one:
+                _fail(d, now)  # one send the System page lists, with its reason and Retry
+                failed_one = True
             s.add(d)
             s.flush()
             if d.status == DeliveryStatus.PUBLISHED:
@@ -179,17 +215,63 @@ def _populate(s: Session, rng: random.Random, days: int) -> None:
                 _publish_history(s, rng, d, account, now, amplifiers, post)
         if state == PostState.PUBLISHED:
             post.published_at = when
+            _audit(s, None, "post.published", "post", post.id, when)
         if state == PostState.CANCELLED:
-            _audit(s, lead.id, "cancel", post.id)
+            _audit(s, reviewer.id, "post.cancelled", "post", post.id, times["cancelled"])
+    # The demo is set up already: admins land on Review, not on the first-hour checklist.
+    s.add(Setting(key=checklist.DISMISSED_KEY, value={"value": True}))
 
 
-def _audit(s: Session, actor_id: int, action: str, post_id: int) -> None:
+def _story_time(rng: random.Random, now: datetime, days: int, state: str) -> datetime:
+    """When a story goes (or went) out: the past for published ones, the coming week for
+    approved ones; whole minutes, in working hours more often than not."""
+    if state == PostState.APPROVED:
+        when = now + timedelta(days=rng.uniform(0.3, 6))
+    else:
+        when = now - timedelta(days=rng.uniform(0.5, days))
+    return when.replace(second=0, microsecond=0)
+
+
+def _history(rng: random.Random, now: datetime, when: datetime, state: str) -> dict[str, datetime]:
+    """Plausible moments of a story's life, in order and never in the future: written,
+    submitted a little later, reviewed within the day, cancelled some time after."""
+    if state in (PostState.PUBLISHED, PostState.CANCELLED):
+        created = when - timedelta(days=rng.uniform(1, 3))
+    else:  # still on its way: written in the last few days
+        created = now - timedelta(days=rng.uniform(0.5, 4))
+    submitted = created + timedelta(minutes=rng.randint(10, 240))
+    reviewed = min(submitted + timedelta(minutes=rng.randint(30, 600)), now)
+    cancelled = min(reviewed + timedelta(hours=rng.uniform(1, 8)), now)  # before it was due
+    return {
+        "created": created,
+        "submitted": submitted,
+        "reviewed": reviewed,
+        "cancelled": cancelled,
+    }
+
+
+def _fail(d: Delivery, now: datetime) -> None:
+    d.status = DeliveryStatus.FAILED
+    d.attempts = 8
+    d.next_attempt_at = now - timedelta(hours=2)
+    d.last_error = "The practice network kept timing out (8 tries); press Retry to send it again."
+
+
+def _audit(
+    s: Session,
+    actor_id: int | None,
+    action: str,
+    subject_type: str,
+    subject_id: int,
+    at: datetime,
+) -> None:
     s.add(
         AuditEvent(
             actor_id=actor_id,
+            at=at,
             action=action,
-            subject_type="post",
-            subject_id=post_id,
+            subject_type=subject_type,
+            subject_id=subject_id,
             detail={"demo": True},
         )
     )
