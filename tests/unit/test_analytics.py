@@ -175,3 +175,46 @@ def test_it_ranks_volunteers_and_advocates(session):
 def test_it_refuses_an_unknown_grouping(session):
     with pytest.raises(ValueError, match="cannot group engagement by 'colour'"):
         analytics.engagement_over_time(session, _period(), by="colour")
+
+
+def test_it_credits_an_advocate_who_reshared_with_their_own_click(session):
+    # On X advocates share through a link: the reshare is seen only among the retweeters.
+    adv = make_user(session, role="volunteer", name="Clicker")
+    make_account(session, platform="x", handle="Clicker_Ann", owner_id=adv.id, followers_count=42)
+    org = make_account(session, platform="x", followers_count=900, remote_user_id="1")
+    post = make_post(session)
+    d = _published(session, post=post, account=org, remote_id="77")
+    from amplify.models import Spreader
+
+    session.add(
+        Spreader(
+            delivery_id=d.id,
+            platform="x",
+            remote_user_id="4242",
+            handle="clicker_ann",
+            followers_count=40,
+        )
+    )
+    session.commit()
+    advs = analytics.advocate_leaderboard(session, _period())
+    # Our account's own reading (42) counts, once, under the advocate's name.
+    assert advs.values.tolist() == [["Clicker", 1, 42]]
+
+
+def test_it_names_stories_by_first_words_and_tells_repeated_openings_apart():
+    from datetime import UTC, datetime
+
+    body = "Closed-loop referrals mean every patient gets the follow-up they were promised."
+    labels = analytics.post_labels(
+        [(1, body), (2, body), (3, "Short one")],
+        {
+            1: datetime(2026, 11, 24, 17, 5, tzinfo=UTC),
+            2: datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
+        },
+    )
+    assert labels == {
+        1: "Closed-loop referrals mean every patient gets… (24 Nov)",
+        2: "Closed-loop referrals mean every patient gets… (25 Nov)",
+        3: "Short one",
+    }
+    assert analytics.post_label("", 7) == "Story 7"

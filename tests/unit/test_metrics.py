@@ -401,3 +401,63 @@ def test_it_reports_reach_per_story_with_latest_counts(factory: sessionmaker[Ses
     ]
     assert row["reach_method"] == metrics.REACH_METHOD
     assert by_post[b.post_id]["potential_reach"] == 250
+
+
+def test_it_knows_a_mastodon_account_by_its_handle_with_the_instance_domain() -> None:
+    assert metrics.normalised_handle("mastodon", "@Ann", "https://Mastodon.Social") == (
+        "ann@mastodon.social"
+    )
+    assert metrics.normalised_handle("mastodon", "ann@other.example", "https://a.example") == (
+        "ann@other.example"
+    )
+    assert metrics.normalised_handle("bluesky", "@Ann.BSKY.social") == "ann.bsky.social"
+
+
+def test_it_counts_an_advocate_on_another_mastodon_server_once(session: Session) -> None:
+    post = make_post(session)
+    org = make_account(
+        session,
+        platform="mastodon",
+        handle="chapter",
+        service_url="https://a.example",
+        remote_user_id="1",
+        followers_count=300,
+    )
+    # Ids are per server: on a.example Ann is 99, on her own server she is 5.
+    make_account(
+        session,
+        platform="mastodon",
+        handle="ann",
+        service_url="https://b.example",
+        remote_user_id="5",
+        followers_count=21,
+        owner_id=post.author_id,
+    )
+    d = make_delivery(session, post=post, account=org, status="published", remote_id="10")
+    session.add(
+        Spreader(
+            delivery_id=d.id,
+            platform="mastodon",
+            remote_user_id="99",
+            handle="ann@b.example",
+            followers_count=20,
+        )
+    )
+    session.add(  # a local account whose id happens to be Ann's id on her own server
+        Spreader(
+            delivery_id=d.id,
+            platform="mastodon",
+            remote_user_id="5",
+            handle="bo",
+            followers_count=7,
+        )
+    )
+    session.flush()
+
+    result = metrics.potential_reach(session, post.id)
+
+    assert {(a.handle, a.followers, a.owner_id) for a in result.resharers} == {
+        ("ann", 21, post.author_id),
+        ("bo", 7, None),
+    }
+    assert result.reach == 300 + 21 + 7
