@@ -191,10 +191,21 @@ def _decoded(image: Image.Image, name: str) -> Image.Image:
             f"{name} is damaged or incomplete and cannot be read ({type(exc).__name__}). {_HELP}"
         ) from None
     try:
-        upright = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # no copy of a big picture
     except Exception:  # a malformed EXIF block: keep the picture as it is stored
-        upright = None
-    return upright if upright is not None else image
+        log.debug("unreadable EXIF orientation in %s; kept as stored", name)
+    return image
+
+
+def _shrunk(image: Image.Image, side: int) -> Image.Image:
+    """``image`` at most ``side`` pixels on its longer side, in RGB or RGBA. Shrinks first
+    and converts after, so a big picture is never copied at full size (except palettes,
+    which cannot be resized smoothly)."""
+    target = "RGBA" if _has_alpha(image) else "RGB"
+    if image.mode not in ("RGB", "RGBA", "L"):
+        image = image.convert(target)
+    image.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return image if image.mode == target else image.convert(target)
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -237,8 +248,7 @@ def check(data: bytes, name: str = "The image", *, max_bytes: int = MAX_INPUT_BY
         image = _decoded(opened, name)
         try:
             keep_png = source_format in ("PNG", "GIF") or _has_alpha(image)
-            image = image.convert("RGBA" if _has_alpha(image) else "RGB")
-            image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+            image = _shrunk(image, MAX_SIDE)
             fmt = "PNG" if keep_png else "JPEG"
             encoded = _encode(image, fmt, icc)
             if fmt == "PNG" and len(encoded) > MAX_STORED_BYTES:
@@ -411,9 +421,7 @@ def publishable(path: str | Path) -> bytes:
 def _small(data: bytes) -> bytes | None:
     try:
         with _open(data, "image") as opened:
-            image = _decoded(opened, "image")
-            image = image.convert("RGBA" if _has_alpha(image) else "RGB")
-            image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            image = _shrunk(_decoded(opened, "image"), THUMB_SIDE)
             return _encode(image, "PNG" if image.mode == "RGBA" else "JPEG", None)
     except ImageRefused:
         return None
