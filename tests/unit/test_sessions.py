@@ -399,3 +399,66 @@ def test_the_dashboard_serves_only_this_machine_by_default() -> None:
     config = Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml"
     address = tomllib.loads(config.read_text())["server"].get("address")
     assert signin.is_loopback(address), f"server.address is {address!r}"
+
+
+# --------------------------------------------------------------------------- both databases
+
+
+def test_sessions_and_reset_links_work_the_same_on_every_database(db_url: str) -> None:
+    from amplify.db import session_scope
+
+    with session_scope(db_url) as s:
+        ada = users.create_user(
+            s, None, email="ada@example.org", name="Ada", role="admin", password=PW
+        )
+        val = users.create_user(
+            s, ada, email="val@example.org", name="Val", role="volunteer", password=PW
+        )
+        digests = [sessions.hash_token(sessions.start(s, val)) for _ in range(3)]
+        ada_id, val_id = ada.id, val.id
+    with session_scope(db_url) as s:
+        assert sessions.revoke_all(s, val_id, keep=digests[0]) == 2
+    with session_scope(db_url) as s:
+        assert [r.token_hash for r in sessions.live_sessions(s, val_id)] == [digests[0]]
+        token = _token(resets.issue(s, s.get(User, ada_id), val_id))
+    with session_scope(db_url) as s:
+        assert sessions.resume(s, digests[0]) is None
+        resets.complete(s, token, "purple tractor moonlight")
+    with session_scope(db_url) as s:
+        assert users.authenticate(s, "val@example.org", "purple tractor moonlight") is not None
+
+
+def test_a_reset_link_opened_twice_at_once_is_used_once(db_url: str) -> None:
+    import threading
+
+    from amplify.db import session_scope
+
+    with session_scope(db_url) as s:
+        ada = users.create_user(
+            s, None, email="ada@example.org", name="Ada", role="admin", password=PW
+        )
+        token = _token(resets.issue(s, ada, ada.id))
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def use(password: str) -> None:
+        barrier.wait()
+        try:
+            with session_scope(db_url) as s:
+                resets.complete(s, token, password)
+            outcomes.append(password)
+        except ValidationFailed:
+            outcomes.append("refused")
+
+    threads = [
+        threading.Thread(target=use, args=(pw,))
+        for pw in ("purple tractor moonlight", "orange bicycle evening")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes).count("refused") == 1, outcomes
+    [winner] = [o for o in outcomes if o != "refused"]
+    with session_scope(db_url) as s:
+        assert users.authenticate(s, "ada@example.org", winner) is not None
