@@ -12,7 +12,9 @@ Columns (header row required; order free; ``body`` and ``accounts`` must be pres
                    are refused.
 ``campaign``       the name of an existing campaign (empty: none)
 ``link``           an http(s) URL
-``image``          a path relative to the CSV file; copied into ``data/media/``
+``image``          a path inside the CSV file's folder (or ``AMPLIFY_IMPORT_MEDIA_DIR``),
+                   checked like an upload (``amplify.media``); its normalised copy goes into
+                   ``data/media/``. Absolute paths and ``..`` are refused.
 ``alt_text``       required when ``image`` is given
 
 At most ``MAX_ROWS`` stories per file: split bigger files.
@@ -29,10 +31,7 @@ short transaction of bulk inserts (10,000 rows: well under a second). All of the
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import mimetypes
-import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from amplify.config import get_settings
+from amplify import media as images
 from amplify.db import session_scope
 from amplify.errors import AmplifyError, NotAllowed, NotFound, ValidationFailed
 from amplify.models import (
@@ -66,7 +65,6 @@ from amplify.permissions import Action, refusal
 REQUIRED_COLUMNS = ("body", "accounts")
 OPTIONAL_COLUMNS = ("scheduled_for", "campaign", "link", "image", "alt_text")
 KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-MAX_IMAGE_BYTES = 5_000_000
 #: Stories per file. Checking is linear and writing is one bulk insert, so 10,000 rows take
 #: seconds (benchmarks/import_speed.py); beyond that a file is better split, to keep a
 #: mistake small and the dashboard's lists usable.
@@ -98,7 +96,7 @@ class ImportRow:
     publish_now: bool
     campaign_id: int | None
     link: str | None
-    image: Path | None  # absolute path of the source file
+    image: images.StoredImage | None  # the checked, normalised copy in data/media
     alt_text: str
     mime_type: str
 
@@ -394,24 +392,16 @@ def parse_csv(
         if link and not (link.startswith("http://") or link.startswith("https://")):
             problems.append(f"link {link!r} must start with http:// or https://")
 
-        image: Path | None = None
+        image: images.StoredImage | None = None
         mime_type = ""
         image_name = row.get("image", "")
         alt_text = row.get("alt_text", "")
         if image_name:
-            image = (base_dir / image_name).resolve()
-            mime_type = mimetypes.guess_type(image.name)[0] or ""
-            if not image.is_file():
-                problems.append(f"image {image_name!r} not found next to the CSV file ({image})")
-            elif not mime_type.startswith("image/"):
-                problems.append(
-                    f"image {image_name!r} is not a picture (use .jpg, .png, .gif or .webp)"
-                )
-            elif image.stat().st_size > MAX_IMAGE_BYTES:
-                problems.append(
-                    f"image {image_name!r} is larger than {MAX_IMAGE_BYTES // 1_000_000} MB; "
-                    "make it smaller"
-                )
+            try:  # inside the CSV's folder only, checked like an upload, stored normalised
+                image = images.import_image(image_name, csv_dir=base_dir)
+                mime_type = image.mime_type
+            except images.ImageRefused as exc:
+                problems.append(str(exc))
             if not alt_text:
                 problems.append(
                     "alt_text is empty but an image is given; describe the image for people "
@@ -523,25 +513,13 @@ def acting_user(s: Session, email: str | None) -> User:
     return only
 
 
-def copy_media(source: Path, data_dir: Path | None = None) -> str:
-    """Copy an image into ``data/media/`` under its content hash; returns the relative path."""
-    data_dir = data_dir or get_settings().data_dir
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:32]
-    relative = f"media/{digest}{source.suffix.lower()}"
-    target = data_dir / relative
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-    return relative
-
-
 def _stored_media(row: ImportRow) -> tuple[Any, ...]:
-    """The row's image copied into data/media, as the workflow's MediaInput (or none)."""
+    """The row's checked image (already in data/media), as the workflow's MediaInput."""
     from amplify import workflow
 
     if row.image is None:
         return ()
-    return (workflow.MediaInput(copy_media(row.image), row.alt_text, row.mime_type),)
+    return (workflow.MediaInput(row.image.path, row.alt_text, row.image.mime_type),)
 
 
 @dataclass(frozen=True)
@@ -681,6 +659,7 @@ def write_stories(
             "path": m.path,
             "alt_text": m.alt_text.strip(),
             "mime_type": m.mime_type,
+            **images.columns(st.row.image),  # a row has at most one image
         }
         for pid, st in zip(post_ids, stories, strict=True)
         for i, m in enumerate(st.media)
