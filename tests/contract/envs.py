@@ -174,33 +174,6 @@ def x_garbage_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, S
 
 GARBAGE_ENVS.append(("x", x_garbage_env))
 
-_X_ENDPOINTS = {
-    "publish": "POST /2/tweets",
-    "find_published": "GET /2/users/:id/tweets",
-    "whoami": "GET /2/users/me",
-}
-
-
-def x_garbage_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Spoil]]:
-    from connectors.x import XConnector
-    from tests.fakes.x_server import XFakeServer
-
-    with XFakeServer() as server:
-        connector = XConnector(
-            ConnectorContext(
-                handle="garbage_x", service_url=server.url, credentials={"bearer": "t"}
-            ),
-            timeout=5,
-        )
-
-        def spoil(kind: str, action: str) -> None:
-            server.inject("garbage", endpoint=_X_ENDPOINTS[action], body=kind)
-
-        yield connector, spoil
-
-
-GARBAGE_ENVS.append(("x", x_garbage_env))
-
 
 # --------------------------------------------------------------------------- mastodon
 
