@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from amplify import media as images
@@ -620,81 +620,138 @@ def _reason(exc: AmplifyError) -> str:
 def write_stories(
     s: Session, actor: User, stories: Sequence[_Story], *, approve: bool = False
 ) -> list[int]:
-    """Write checked stories in bulk (a few statements, whatever the number of rows), in the
-    caller's transaction. Returns the new post ids in row order."""
-    if not stories:
-        return []
-    _still_usable(s, stories, approve)
+    """Write checked stories in bulk, in the caller's transaction; the new post ids in row
+    order. (``import_csv`` prepares the rows before taking the lock: ``prepare`` + ``write``.)"""
+    return write(s, prepare(s.get_bind().dialect, actor, stories, approve=approve))
+
+
+@dataclass
+class _Table:
+    """Rows for one table, every value already converted to what the database driver takes
+    (the slow part of an insert), so that under the lock only the driver works. ``story``
+    names the column that holds a story's index until its post id is known."""
+
+    sql: str
+    rows: list[Any]
+    story: int | str | None
+
+
+@dataclass
+class Prepared:
+    stories: Sequence[_Story]
+    approve: bool
+    tables: list[_Table]
+
+
+def _table(dialect: Any, model: Any, rows: list[dict[str, Any]], story: str | None) -> _Table:
+    table = model.__table__
+    defaults = _python_defaults(table, set(rows[0]))
+    if defaults:
+        rows = [{**defaults, **r} for r in rows]
+    keys = list(rows[0])
+    compiled = insert(table).compile(dialect=dialect, column_keys=keys)
+    processors = {k: table.c[k].type.dialect_impl(dialect).bind_processor(dialect) for k in keys}
+
+    def driver(row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: v if v is None or processors[k] is None else processors[k](v) for k, v in row.items()
+        }
+
+    if compiled.positional:
+        order = list(compiled.positiontup or ())
+        return _Table(
+            str(compiled),
+            [[driver(r)[k] for k in order] for r in rows],
+            order.index(story) if story else None,
+        )
+    return _Table(str(compiled), [driver(r) for r in rows], story)
+
+
+def _python_defaults(table: Any, given: set[str]) -> dict[str, Any]:
+    """Values of the model's Python-side defaults (``default=...``) for columns not given:
+    a raw executemany does not run them (SQL-side defaults still apply)."""
+    values: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if column.key in given or default is None or column.primary_key:
+            continue
+        if default.is_scalar:
+            values[column.key] = default.arg
+        elif default.is_callable:
+            values[column.key] = default.arg(None)
+    return values
+
+
+def prepare(dialect: Any, actor: User, stories: Sequence[_Story], *, approve: bool) -> Prepared:
+    """Everything the write needs, built without the lock (post ids come later)."""
     now = utcnow()
     state = PostState.APPROVED if approve else PostState.DRAFT
-    post_ids = list(
-        s.scalars(
-            insert(Post).returning(Post.id, sort_by_parameter_order=True),
-            [
-                {
-                    "author_id": actor.id,
-                    "campaign_id": st.fields["campaign_id"],
-                    "body": st.fields["body"],
-                    "overrides": {},
-                    "link": st.fields["link"],
-                    "target_platforms": st.fields["target_platforms"],
-                    "state": state,
-                    "preferred_time": st.row.scheduled_for,
-                    "scheduled_for": st.row.scheduled_for if approve else None,
-                    "amplify": False,
-                    "autosaved": False,
-                    "created_at": now,
-                    "updated_at": now,
-                    "submitted_at": now if approve else None,
-                    "version": 1,
-                }
-                for st in stories
-            ],
-        )
-    )
+    numbered = list(enumerate(stories))
+    tables: list[_Table] = []
+    if not stories:
+        return Prepared(stories, approve, tables)
+    posts = [
+        {
+            "id": i,
+            "author_id": actor.id,
+            "campaign_id": st.fields["campaign_id"],
+            "body": st.fields["body"],
+            "overrides": {},
+            "link": st.fields["link"],
+            "target_platforms": st.fields["target_platforms"],
+            "state": str(state),
+            "preferred_time": st.row.scheduled_for,
+            "scheduled_for": st.row.scheduled_for if approve else None,
+            "amplify": False,
+            "autosaved": False,
+            "created_at": now,
+            "updated_at": now,
+            "submitted_at": now if approve else None,
+            "version": 1,
+        }
+        for i, st in numbered
+    ]
+    tables.append(_table(dialect, Post, posts, "id"))
     media = [
         {
-            "post_id": pid,
-            "position": i,
+            "post_id": i,
+            "position": n,
             "path": m.path,
             "alt_text": m.alt_text.strip(),
             "mime_type": m.mime_type,
             **images.columns(st.row.image),  # a row has at most one image
         }
-        for pid, st in zip(post_ids, stories, strict=True)
-        for i, m in enumerate(st.media)
+        for i, st in numbered
+        for n, m in enumerate(st.media)
     ]
     if media:
-        s.execute(insert(PostMedia), media)
+        tables.append(_table(dialect, PostMedia, media, "post_id"))
     events = [
-        _event(actor, "post.created", pid, now, source="csv", line=st.row.line)
-        for pid, st in zip(post_ids, stories, strict=True)
+        _event(actor, "post.created", i, now, source="csv", line=st.row.line) for i, st in numbered
     ]
     if approve:
-        s.execute(
-            insert(Delivery),
-            [
-                {
-                    "post_id": pid,
-                    "account_id": account_id,
-                    "kind": DeliveryKind.POST,
-                    "status": DeliveryStatus.PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": st.row.scheduled_for,
-                    "idempotency_key": uuid.uuid4().hex,
-                }
-                for pid, st in zip(post_ids, stories, strict=True)
-                for account_id in st.row.account_ids
-            ],
-        )
-        for pid, st in zip(post_ids, stories, strict=True):
+        deliveries = [
+            {
+                "post_id": i,
+                "account_id": account_id,
+                "kind": str(DeliveryKind.POST),
+                "status": str(DeliveryStatus.PENDING),
+                "attempts": 0,
+                "next_attempt_at": st.row.scheduled_for,
+                "idempotency_key": uuid.uuid4().hex,
+            }
+            for i, st in numbered
+            for account_id in st.row.account_ids
+        ]
+        tables.append(_table(dialect, Delivery, deliveries, "post_id"))
+        for i, st in numbered:
             when = st.row.scheduled_for
-            events.append(_event(actor, "post.submitted", pid, now, source="csv"))
+            events.append(_event(actor, "post.submitted", i, now, source="csv"))
             events.append(
                 _event(
                     actor,
                     "post.approved",
-                    pid,
+                    i,
                     now,
                     source="csv",
                     account_ids=list(st.row.account_ids),
@@ -704,8 +761,8 @@ def write_stories(
                     created=len(st.row.account_ids),
                 )
             )
-    s.execute(insert(AuditEvent), events)
-    return post_ids
+    tables.append(_table(dialect, AuditEvent, events, "subject_id"))
+    return Prepared(stories, approve, tables)
 
 
 def _event(actor: User, action: str, post_id: int, at: datetime, **detail: Any) -> dict[str, Any]:
@@ -717,6 +774,40 @@ def _event(actor: User, action: str, post_id: int, at: datetime, **detail: Any) 
         "subject_id": post_id,
         "detail": detail,
     }
+
+
+def _new_post_ids(s: Session, count: int) -> list[int]:
+    """``count`` ids for new posts, taken under the write lock."""
+    if s.get_bind().dialect.name == "postgresql":
+        return list(
+            s.scalars(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('posts', 'id')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"n": count},
+            )
+        )
+    # SQLite: the write lock is held (BEGIN IMMEDIATE), so nobody else can take these.
+    last = s.scalar(select(func.coalesce(func.max(Post.id), 0))) or 0
+    return list(range(last + 1, last + 1 + count))
+
+
+def write(s: Session, prepared: Prepared) -> list[int]:
+    """The short part, under the write lock: re-check what may have changed, take post ids,
+    and hand each table's rows to the driver in one executemany."""
+    if not prepared.stories:
+        return []
+    _still_usable(s, prepared.stories, prepared.approve)
+    ids = _new_post_ids(s, len(prepared.stories))
+    connection = s.connection()
+    for table in prepared.tables:
+        if table.story is not None:
+            for row in table.rows:
+                row[table.story] = ids[row[table.story]]
+        rows = [r if isinstance(r, dict) else tuple(r) for r in table.rows]
+        connection.exec_driver_sql(table.sql, rows)
+    return ids
 
 
 def _still_usable(s: Session, stories: Sequence[_Story], approve: bool) -> None:
@@ -797,11 +888,12 @@ def import_csv(
         stories, problems = check_rows(s, actor, parsed.rows, approve=approve)
         if problems and not skip_invalid:
             raise ImportFailed(sorted(parsed.problems + problems, key=lambda p: p.line))
+        prepared = prepare(s.get_bind().dialect, actor, stories, approve=approve)
     with session_scope(url) as s:
         actor = acting_user(s, actor.email)  # still there, still allowed, under the lock
         if approve:
             _may_approve(actor)
-        post_ids = write_stories(s, actor, stories, approve=approve)
+        post_ids = write(s, prepared)
     return ImportResult(
         post_ids=post_ids,
         problems=sorted(parsed.problems + problems, key=lambda p: p.line),

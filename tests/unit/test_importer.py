@@ -18,7 +18,7 @@ from amplify.crypto import encrypt_json
 from amplify.db import session_scope
 from amplify.errors import NotAllowed, ValidationFailed
 from amplify.importer import ImportFailed, Problem, import_csv, parse_csv, parse_time
-from amplify.models import Account, Campaign, Delivery, Post, PostState, User
+from amplify.models import Account, AuditEvent, Campaign, Delivery, Post, PostState, User
 
 HEADER = "body,accounts,scheduled_for,campaign,link,image,alt_text\n"
 NEXT = datetime.now(UTC).year + 1  # times in the CSVs must lie ahead
@@ -457,3 +457,39 @@ def test_it_refuses_a_nul_byte_with_its_line_on_both_databases(
         assert s.scalar(select(func.count()).select_from(Post)) == 0
     with_skip = import_csv(path, as_email="lead@example.org", url=lead_on, skip_invalid=True)
     assert with_skip.imported == 1 and [p.line for p in with_skip.problems] == [3]
+
+
+def test_it_writes_approved_stories_that_read_back_whole_on_both_databases(
+    lead_on: str, tmp_path: Path
+) -> None:
+    when = datetime(NEXT, 1, 5, 15, 0, tzinfo=UTC)
+    path = write(
+        tmp_path,
+        f"First,sandbox:team.sandbox,{when.isoformat()},,https://example.org/a,,\n"
+        f"Second,sandbox:team.sandbox,{when.isoformat()},,,,\n",
+    )
+    result = import_csv(path, as_email="lead@example.org", approve=True, url=lead_on)
+    with session_scope(lead_on) as s:
+        stored_posts = list(s.scalars(select(Post).order_by(Post.id)))
+        assert [p.id for p in stored_posts] == result.post_ids
+        first = stored_posts[0]
+        assert (first.body, first.link) == ("First", "https://example.org/a")
+        assert first.state == PostState.APPROVED
+        assert first.scheduled_for == when and first.target_platforms == ["sandbox"]
+        (delivery,) = first.deliveries
+        assert delivery.status == "pending" and delivery.next_attempt_at == when
+        actions = [
+            (e.action, e.detail.get("source"))
+            for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.subject_id == first.id).order_by(AuditEvent.id)
+            )
+        ]
+        assert actions == [
+            ("post.created", "csv"),
+            ("post.submitted", "csv"),
+            ("post.approved", "csv"),
+        ]
+        later = Post(author_id=first.author_id, body="Written later", state="draft")
+        s.add(later)
+        s.flush()  # the id sequence moved past the imported posts
+        assert later.id > max(result.post_ids)
