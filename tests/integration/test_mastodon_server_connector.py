@@ -520,3 +520,26 @@ def test_a_crash_after_mastodon_accepted_records_this_weeks_status(
         delivery = s.get(Delivery, did)
         assert delivery is not None and delivery.status == DeliveryStatus.PUBLISHED
         assert delivery.remote_id == statuses[1].id != old
+
+
+@pytest.mark.parametrize("garbage", ["missing_ids", "wrong_types", "html"])
+def test_it_reports_an_upload_answer_without_a_media_id_as_transient_without_posting(
+    server: FakeMastodonServer, connector: MastodonConnector, image: str, garbage: str
+) -> None:
+    server.inject(method="POST", path="/api/v2/media", garbage=garbage)
+    with pytest.raises(TransientError, match="cannot read while trying to"):
+        connector.publish(post("With a chart", media=(Media(image, "A bar chart"),)))
+    assert server.posts_of("amplify") == []
+
+
+def test_it_reads_further_pages_while_they_are_newer_than_the_first_claim(
+    server: FakeMastodonServer, connector: MastodonConnector
+) -> None:
+    (landed,) = connector.publish(_bounded(REMINDER))
+    for n in range(45):  # the chapter kept posting after the answer was lost
+        server.add_status("amplify", f"Another update {n}", created_at=datetime.now(UTC))
+    server.advance(2 * 3600)
+    found = connector.find_published(_bounded(REMINDER))
+    assert found is not None and [r.remote_id for r in found] == [landed.remote_id]
+    pages = [p for m, p in server.calls if m == "GET" and p.endswith("/statuses")]
+    assert len(pages) == 2  # two pages of 40

@@ -722,3 +722,43 @@ def test_it_requires_alt_text_and_at_most_four_images(tmp_path: Path) -> None:
     assert long_alt == [
         "The alt text of image 1 (a.jpg) is 1001 characters; X allows 1,000: shorten it"
     ]
+
+
+# --------------------------------------------------------------------------- limits in headers
+
+
+def test_it_reads_every_limit_x_reports_and_waits_for_the_latest_used_up_one() -> None:
+    from datetime import timedelta
+
+    from connectors.x import limits_from_headers, retry_at_of
+
+    now = int(time.time())
+    headers = {
+        "x-rate-limit-limit": "100",
+        "x-rate-limit-remaining": "0",
+        "x-rate-limit-reset": str(now + 600),
+        "x-user-limit-24hour-limit": "17",
+        "x-user-limit-24hour-remaining": "0",
+        "x-user-limit-24hour-reset": str(now + 20_000),
+        "x-app-limit-24hour-limit": "1667",
+        "x-app-limit-24hour-remaining": "1200",
+        "x-app-limit-24hour-reset": str(now + 50_000),
+    }
+    readings = limits_from_headers(headers)
+    assert [(r.scope, r.window, r.remaining, r.limit) for r in readings] == [
+        ("account", timedelta(minutes=15), 0, 100),
+        ("account", timedelta(hours=24), 0, 17),
+        ("app", timedelta(hours=24), 1200, 1667),
+    ]
+    # Not the app's reset (it has posts left), not the 15 minutes: the user's day.
+    assert retry_at_of(readings) == datetime.fromtimestamp(now + 20_000, UTC)
+
+
+def test_it_leaves_out_limits_whose_headers_it_cannot_read() -> None:
+    from connectors.x import limits_from_headers, retry_at_of
+
+    readings = limits_from_headers(
+        {"x-rate-limit-remaining": "soon", "x-user-limit-24hour-remaining": "0"}
+    )
+    assert [(r.window.days, r.remaining, r.reset_at) for r in readings] == [(1, 0, None)]
+    assert retry_at_of(readings) is None
