@@ -686,9 +686,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-id", default=None)
     parser.add_argument("--no-metrics", action="store_true", help="skip metrics sweeps")
     args = parser.parse_args(argv)
-    from amplify import logs
+    import sys
+
+    from amplify import crypto, logs
+    from amplify.errors import ConfigError
 
     logs.configure()  # AMPLIFY_LOG_LEVEL
+    try:  # a missing or wrong secret key: say where it goes instead of failing every post
+        crypto.verify_key()
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     worker = Worker(
         worker_id=args.worker_id, concurrency=args.concurrency, metrics_enabled=not args.no_metrics
     )

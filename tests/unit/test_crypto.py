@@ -131,3 +131,14 @@ def test_the_cli_refuses_to_run_then_recovers_with_reset_credentials(
         assert account.status == AccountStatus.NEEDS_ATTENTION
         assert crypto.decrypt_json(account.credentials_enc) == {}
         assert s.scalars(select(NotificationChannel)).all() == []
+
+
+def test_the_worker_refuses_to_start_without_the_key(
+    key_file: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from amplify.worker import main
+
+    _connect_account(sqlite_url)
+    key_file.unlink()
+    assert main(["--once", "--no-metrics"]) == 1
+    assert str(key_file) in capsys.readouterr().err
