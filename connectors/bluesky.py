@@ -88,6 +88,7 @@ MAX_ALT_GRAPHEMES = 2000
 POST = "app.bsky.feed.post"
 REPOST = "app.bsky.feed.repost"
 PROFILES_PAGE = 25  # actors per app.bsky.actor.getProfiles call
+SPREADERS_PAGE = 100  # the most getRepostedBy and getQuotes return in one page
 _AUTH_ERRORS = frozenset(
     {"AuthenticationRequired", "ExpiredToken", "InvalidToken", "AuthMissing", "InvalidEmail"}
 )
@@ -763,12 +764,12 @@ def _get_posts(client: Client, uris: list[str]) -> Any:
 
 
 def _reposted_by(client: Client, uri: str, cursor: str | None) -> Any:
-    return client.get_reposted_by(uri, cursor=cursor, limit=100)
+    return client.get_reposted_by(uri, cursor=cursor, limit=SPREADERS_PAGE)
 
 
 def _quotes(client: Client, uri: str, cursor: str | None) -> Any:
     return client.app.bsky.feed.get_quotes(
-        models.AppBskyFeedGetQuotes.Params(uri=uri, cursor=cursor, limit=100)
+        models.AppBskyFeedGetQuotes.Params(uri=uri, cursor=cursor, limit=SPREADERS_PAGE)
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from atproto import models
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from amplify import analytics, metrics
 from amplify.db import session_factory
 from amplify.models import Account, DeliveryKind, DeliveryStatus, utcnow
+from connectors import bluesky
 from connectors.base import OutgoingPost
 
 pytestmark = [pytest.mark.atproto]
@@ -125,6 +127,22 @@ def test_reach_follows_changing_followers_untested_advocates_and_reshares_of_res
         spread = analytics.spread(s, post_id)
         assert len(spread.publishers) == 1 and len(spread.resharers) == 3
         assert spread.potential_reach == before.reach
+
+    # The reposters again, one a page: the connector follows getRepostedBy's cursor.
+    pages: list[str | None] = []
+    read_page = bluesky._reposted_by
+
+    def counted(client: Any, uri: str, cursor: str | None) -> Any:
+        pages.append(cursor)
+        return read_page(client, uri, cursor)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bluesky, "SPREADERS_PAGE", 1)
+        patch.setattr(bluesky, "_reposted_by", counted)
+        paged = bsky_connector(team).fetch_spreaders(original)
+        assert {p.handle for p in paged} == {bob.handle, carol.handle, dave.handle}
+        assert len(pages) >= 3 and pages[0] is None and all(pages[1:3])
+        assert len(bsky_connector(team).fetch_spreaders(original, limit=2)) == 2
 
     # Followers change; nobody new reshares, so only the follower re-reading sees it:
     # the team loses a fan, Bob loses one (19 -> 13 in miniature), Carol gains one.
