@@ -33,6 +33,13 @@ PALETTE = (
     "#6A3D9A",
     "#4D4D4D",
 )
+# Sends that are not simply waiting say so at the start of their title.
+MARKS = {
+    DeliveryStatus.PUBLISHED: "✓ ",
+    DeliveryStatus.FAILED: "⚠ failed: ",
+    DeliveryStatus.CLAIMED: "sending: ",
+    DeliveryStatus.RECONCILE: "checking: ",
+}
 EVENT_MINUTES = 60  # how tall a post is drawn in the week view (room for its title)
 
 
@@ -75,7 +82,7 @@ def events(entries: Iterable[CalendarEntry], tz: ZoneInfo) -> list[dict[str, Any
         midnight = datetime.combine(start.date() + timedelta(days=1), time(), tzinfo=tz)
         end = min(start + timedelta(minutes=EVENT_MINUTES), midnight)
         done = e.delivery_status == DeliveryStatus.PUBLISHED
-        mark = "✓ " if done else ""
+        mark = MARKS.get(e.delivery_status, "")
         colour = colour_for(e.account_id)
         out.append(
             {

@@ -129,9 +129,24 @@ def _populate(s: Session, rng: random.Random, days: int) -> None:
         _audit(s, admin.id, "user.created", "user", person.id, setup + timedelta(minutes=5 + n))
 
     campaigns = [
-        Campaign(name="Interoperability Now", utm_campaign="interop-now", hashtags="#Interop"),
-        Campaign(name="Telehealth for All", utm_campaign="telehealth-all", hashtags="#Telehealth"),
-        Campaign(name="Rural Broadband", utm_campaign="rural-broadband", hashtags="#Broadband"),
+        Campaign(
+            name="Interoperability Now",
+            utm_campaign="interop-now",
+            hashtags="#Interop",
+            description="Records that follow the patient, across every clinic and county.",
+        ),
+        Campaign(
+            name="Telehealth for All",
+            utm_campaign="telehealth-all",
+            hashtags="#Telehealth",
+            description="Keep virtual visits covered after the emergency rules end.",
+        ),
+        Campaign(
+            name="Rural Broadband",
+            utm_campaign="rural-broadband",
+            hashtags="#Broadband",
+            description="No patient portal without a connection: fund the last mile.",
+        ),
     ]
     # A finished campaign, archived: the Campaigns page shows how that looks.
     done = Campaign(
@@ -170,6 +185,7 @@ def _populate(s: Session, rng: random.Random, days: int) -> None:
     authors = [*volunteers, lead, admin]  # every role has stories of its own
     reviewers = [lead, admin]
     failed_one = False
+    changed: dict[Post, datetime] = {}
     states = [PostState.PUBLISHED] * 24 + [PostState.APPROVED] * 4 + [PostState.SUBMITTED] * 3
     states += [PostState.DRAFT] * 3 + [PostState.CANCELLED] * 2
     for i, state in enumerate(states):
@@ -188,7 +204,8 @@ def _populate(s: Session, rng: random.Random, days: int) -> None:
         s.flush()
         when = _story_time(rng, now, days, state)
         times = _history(rng, now, when, state)
-        post.created_at = post.updated_at = times["created"]
+        post.created_at = times["created"]
+        changed[post] = _last_change(state, times, when, bool(i % 2))
         _audit(s, author.id, "post.created", "post", post.id, times["created"])
         if state == PostState.DRAFT:
             if i % 2:  # sent back once, with the lead's note
@@ -218,8 +235,24 @@ def _populate(s: Session, rng: random.Random, days: int) -> None:
             _audit(s, None, "post.published", "post", post.id, when)
         if state == PostState.CANCELLED:
             _audit(s, reviewer.id, "post.cancelled", "post", post.id, times["cancelled"])
+    s.flush()
+    for post, at in changed.items():  # set last, so the flushes above do not stamp "now"
+        post.updated_at = at
     # The demo is set up already: admins land on Review, not on the first-hour checklist.
     s.add(Setting(key=checklist.DISMISSED_KEY, value={"value": True}))
+
+
+def _last_change(state: str, times: dict[str, datetime], when: datetime, noted: bool) -> datetime:
+    """When a story last changed, as My stories shows it."""
+    if state == PostState.PUBLISHED:
+        return when
+    if state == PostState.CANCELLED:
+        return times["cancelled"]
+    if state == PostState.APPROVED or (state == PostState.DRAFT and noted):
+        return times["reviewed"]
+    if state == PostState.SUBMITTED:
+        return times["submitted"]
+    return times["created"]
 
 
 def _story_time(rng: random.Random, now: datetime, days: int, state: str) -> datetime:

@@ -241,3 +241,10 @@ def test_it_publishes_a_story_now_only_when_asked(
         post = s.get(Post, pid)
         assert post is not None and post.scheduled_for is not None
         assert post.scheduled_for <= utcnow()
+
+
+def test_a_failed_send_says_so_and_cannot_be_dragged(session: Session) -> None:
+    entry = _entry(session, at=datetime(2026, 12, 3, 15, 0, tzinfo=UTC), status="failed")
+    [event] = calendar_events.events([entry], CHICAGO)
+    assert event["title"].startswith("⚠ failed: Telehealth kept")
+    assert event["startEditable"] is False

@@ -114,3 +114,14 @@ def test_the_demo_admin_is_past_the_first_hour_checklist(demo):
     with session_scope(url) as s:
         assert checklist.all_done(s)
         assert checklist.is_dismissed(s)
+
+
+def test_my_stories_show_when_each_story_last_changed_not_when_the_demo_was_built(demo):
+    url, _ = demo
+    with session_scope(url) as s:
+        posts = s.scalars(select(Post)).all()
+        assert all(p.updated_at >= p.created_at for p in posts)
+        assert len({p.updated_at for p in posts}) == len(posts)
+        for post in posts:
+            if post.state == "published":
+                assert post.updated_at == post.published_at

@@ -248,7 +248,7 @@ def render() -> None:
     st.caption(
         f"{start:%d %b %Y} – {end - timedelta(days=1):%d %b %Y}, times in {tz.key}. "
         "Drag a scheduled story to a new time (it moves on every account it goes to); "
-        "click one to open it below. ✓ marks what was published."
+        "click one to open it below. ✓ published · ⚠ failed (System lists why, with Retry)."
     )
     if VIEWS[view] is None:
         _list(entries, tz)

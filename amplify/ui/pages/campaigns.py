@@ -23,8 +23,8 @@ def _rows(items: list[Campaign]) -> pd.DataFrame:
                 "name": c.name,
                 "hashtags": c.hashtags,
                 "UTM campaign": c.utm_campaign if c.utm_enabled else "(links not tagged)",
-                "from": c.starts_on,
-                "to": c.ends_on,
+                "from": f"{c.starts_on:%d %b %Y}" if c.starts_on else "",
+                "to": f"{c.ends_on:%d %b %Y}" if c.ends_on else "",
                 "status": "archived" if c.archived else "in use",
             }
             for c in items
@@ -106,7 +106,7 @@ def _add() -> None:
 
 def _edit(items: list[Campaign]) -> None:
     st.subheader("Edit or archive")
-    by_id = {c.id: c for c in items}
+    by_id = {c.id: c for c in items}  # in use first, then archived
     cid = st.selectbox(
         "Campaign",
         options=list(by_id),
@@ -142,7 +142,7 @@ def render() -> None:
         "name tags the story's link. Archived campaigns are no longer offered for new stories."
     )
     with state.db() as s:
-        items = list(campaigns.list_campaigns(s, include_archived=True))
+        items = sorted(campaigns.list_campaigns(s, include_archived=True), key=lambda c: c.archived)
         s.expunge_all()
     if items:
         st.dataframe(_rows(items), hide_index=True, width="stretch")
