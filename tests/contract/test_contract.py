@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from envs import ENVS, GARBAGE_ENVS, GARBAGE_KINDS, ContractHelpers, Spoil
 from PIL import Image
 
 from connectors.base import (
+    CLOCK_SKEW_ALLOWANCE,
     Connector,
     ConnectorError,
     Identity,
@@ -21,6 +23,7 @@ from connectors.base import (
     PermanentError,
     Receipt,
     TransientError,
+    not_before_for,
 )
 
 
@@ -189,3 +192,25 @@ def test_it_reports_an_answer_it_cannot_read_as_transient_or_permanent_in_plain_
     assert "cannot read" in message, message
     for leak in ("<", "Error", "Traceback", "{"):
         assert leak not in message, message
+
+
+# --------------------------------------------------------------------------- time bound
+
+
+def test_it_never_takes_an_earlier_post_with_the_same_words_for_this_one(
+    contract_env: tuple[Connector, ContractHelpers],
+) -> None:
+    """Reconciliation ignores anything older than ``not_before`` (the first claim less the
+    clock-skew allowance): here the same words went out before this delivery was claimed."""
+    connector, _ = contract_env
+    words = (story("Advocacy day is tomorrow 1/2"), story("Bring a friend 2/2"))
+    earlier = connector.publish(OutgoingPost(parts=words, idempotency_key=key()))
+    # First claimed well after the earlier post went out, so the bound excludes it.
+    first_claim = datetime.now(UTC) + CLOCK_SKEW_ALLOWANCE + timedelta(minutes=1)
+    again = OutgoingPost(parts=words, idempotency_key=key(), not_before=not_before_for(first_claim))
+    assert connector.find_published(again) is None
+    # Without a bound (a delivery claimed before the bound existed) only the key or the
+    # words decide, as before.
+    same = OutgoingPost(parts=words, idempotency_key=key())
+    found = connector.find_published(same)
+    assert found is None or [r.remote_id for r in found] == [r.remote_id for r in earlier]
