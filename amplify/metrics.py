@@ -239,16 +239,16 @@ def _reported_accounts(s: Session, group: _Group, deliveries: list[Delivery]) ->
     """Everyone this group's stories are reported with: our accounts on this server that
     published or reshared them, and the resharers already known. Ids are this server's."""
     post_ids = {d.post_id for d in deliveries}
+    involved = select(Delivery.account_id).where(
+        Delivery.post_id.in_(post_ids), Delivery.status == DeliveryStatus.PUBLISHED
+    )
+    # A subquery, not DISTINCT over accounts: PostgreSQL cannot compare their JSON columns.
     ours = s.scalars(
-        select(Account)
-        .join(Delivery, Delivery.account_id == Account.id)
-        .where(
-            Delivery.post_id.in_(post_ids),
-            Delivery.status == DeliveryStatus.PUBLISHED,
+        select(Account).where(
+            Account.id.in_(involved),
             Account.platform == group.platform,
             Account.service_url == group.service_url,
         )
-        .distinct()
     )
     out: dict[str, Identity] = {}
     for a in ours:
