@@ -193,7 +193,7 @@ def _populate(s: Session, rng: random.Random, days: int) -> None:
         reviewer = reviewers[i % len(reviewers)]
         post = Post(
             author_id=author.id,
-            campaign_id=campaigns[i % 3].id,
+            campaign_id=campaigns[(i + i // len(authors)) % 3].id,  # not tied to the author
             body=STORIES[i % len(STORIES)],
             link=f"https://advocacy.example.org/stories/{i + 1}",
             target_platforms=["sandbox"],
