@@ -42,12 +42,12 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from amplify.config import get_settings
 from amplify.errors import AmplifyError
-from amplify.models import Post, PostMedia
+from amplify.models import AuditEvent, Post, PostMedia
 
 log = logging.getLogger(__name__)
 
@@ -480,6 +480,13 @@ def describe(s: Session, rows: Iterable[PostMedia], data_dir: Path | None = None
 # --------------------------------------------------------------------------- orphans
 
 
+def _ever_had_stories(s: Session) -> bool:
+    if s.scalar(select(Post.id).limit(1)) is not None:
+        return True
+    recorded = select(AuditEvent.id).where(AuditEvent.subject_type == "post").limit(1)
+    return s.scalar(recorded) is not None
+
+
 def _referenced(s: Session) -> set[str]:
     return set(s.scalars(select(PostMedia.path).distinct()))
 
@@ -511,10 +518,10 @@ def remove_orphans(
     ``older_than`` (uploads replaced or removed, images of deleted drafts, half-written
     temporary files). Returns the relative paths deleted.
 
-    A database without a single story is left alone: a fresh database pointed at a data
+    A database that never held a story is left alone: a fresh database pointed at a data
     folder full of another workspace's pictures is a mistake, not a clean-up."""
     folder = _media_dir(data_dir)
-    if not folder.is_dir() or not s.scalar(select(func.count()).select_from(Post)):
+    if not folder.is_dir() or not _ever_had_stories(s):
         return []
     cutoff = ((now or datetime.now(UTC)) - older_than).timestamp()
     referenced = _referenced(s)

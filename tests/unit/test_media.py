@@ -273,6 +273,24 @@ def test_it_removes_unused_files_older_than_an_hour_and_keeps_the_rest(session: 
     assert media.remove_orphans(session, now=later) == [fresh.path]
 
 
+def test_it_removes_the_images_of_a_deleted_draft(session: Session) -> None:
+    from amplify import workflow
+    from tests.factories import make_user
+
+    author = make_user(session, role="volunteer")
+    stored = media.ingest(png_bytes(color="orange"))
+    draft = workflow.create_draft(
+        session,
+        author,
+        body="A draft with a picture.",
+        media=[workflow.MediaInput(stored.path, "An orange square", stored.mime_type)],
+    )
+    workflow.delete_draft(session, author, draft.id)
+    session.commit()
+    _age(get_settings().data_dir / stored.path, 2)
+    assert media.remove_orphans(session) == [stored.path]  # the only story is gone, too
+
+
 def test_it_leaves_the_media_folder_alone_when_the_database_has_no_stories(
     session: Session,
 ) -> None:
