@@ -218,3 +218,43 @@ def test_it_names_stories_by_first_words_and_tells_repeated_openings_apart():
         3: "Short one",
     }
     assert analytics.post_label("", 7) == "Story 7"
+
+
+def test_it_computes_everything_the_reach_page_shows_on_both_databases(db_url):
+    from amplify.db import session_factory
+    from amplify.models import Spreader
+
+    with session_factory(db_url)() as s:
+        adv = make_user(s, role="volunteer", name="Advocate")
+        org = make_account(s, platform="bluesky", followers_count=500, remote_user_id="did:o")
+        mine = make_account(
+            s, platform="bluesky", owner_id=adv.id, followers_count=30, remote_user_id="did:a"
+        )
+        post = make_post(s, body="A story told on both databases")
+        d = _published(s, post=post, account=org, remote_id="1")
+        _published(s, post=post, account=mine, kind=DeliveryKind.REPOST, source_id=d.id)
+        snapshots.append(s, d, Metrics("1", likes=4, reposts=1))
+        s.add(
+            Spreader(
+                delivery_id=d.id,
+                platform="bluesky",
+                remote_user_id="did:a",
+                handle=mine.handle,
+                followers_count=30,
+            )
+        )
+        s.commit()
+        period = _period()
+        top = analytics.top_posts(s, period)
+        assert top["story"].tolist() == ["A story told on both databases"]
+        spread = analytics.spread(s, post.id)
+        assert (len(spread.publishers), len(spread.resharers), spread.potential_reach) == (
+            1,
+            1,
+            530,
+        )
+        assert analytics.advocate_leaderboard(s, period).values.tolist() == [["Advocate", 1, 30]]
+        assert analytics.kpis(s, period).stories_published == 1
+        assert not analytics.engagement_over_time(s, period, "post").empty
+        assert analytics.best_times(s, period)["posts"].sum() == 1
+        assert not analytics.post_timeline(s, post.id).empty
