@@ -23,6 +23,7 @@ from amplify.models import User
 from amplify.ui import state, widgets
 
 COOKIE_MAX_AGE = int(sessions.LIFETIME.total_seconds())
+PROFILE_PAGE = "amplify/ui/pages/profile.py"
 _FORWARD_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-Ip")
 
 
@@ -277,6 +278,7 @@ def gate() -> User:
 def sidebar(user: User) -> None:
     with st.sidebar:
         st.markdown(f"**{widgets.plain(user.name)}**  \n{widgets.badge(user.role)}")
+        st.page_link(PROFILE_PAGE, label="My account", icon=":material/account_circle:")
         token = state.session_token()
         if token:
             _write_cookie(st.sidebar, token)
