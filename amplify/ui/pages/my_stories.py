@@ -46,13 +46,14 @@ def _story(post: Post, tz: object) -> None:
         head, status = st.columns([4, 1])
         excerpt = post.body if len(post.body) <= 140 else post.body[:140] + "…"
         head.markdown(f"**#{post.id}** {widgets.plain(excerpt) or '*(no text yet)*'}")
-        status.markdown(widgets.badge(post.state))
         if post.autosaved:
             status.markdown(
-                ":gray-badge[autosaved]",
+                f"{widgets.badge(post.state)} :gray-badge[autosaved]",
                 help="Kept while you were typing, not saved on purpose yet. Open it to go on, "
                 "or delete it.",
             )
+        else:
+            status.markdown(widgets.badge(post.state))
         meta = [f"updated {widgets.fmt_time(post.updated_at, tz)}"]  # type: ignore[arg-type]
         if post.campaign is not None:
             meta.append(f"campaign: {widgets.plain(post.campaign.name)}")

@@ -155,11 +155,12 @@ def _override_fields(key: str, post: Post, platforms: list[str]) -> dict[str, st
     out: dict[str, str] = {}
     for platform in platforms:
         name_key = f"{key}_ov_{platform}_v{_seen_version(post)}"
-        st.session_state.setdefault(name_key, saved.get(platform, ""))
+        now = st.session_state.get(name_key, saved.get(platform, ""))
         name = widgets.platform_label(platform)
-        with st.expander(f"Custom text for {name}", expanded=bool(st.session_state[name_key])):
+        with st.expander(f"Custom text for {name}", expanded=bool(now)):
             out[platform] = st.text_area(
                 f"Custom text for {name}",
+                value=saved.get(platform, ""),
                 key=name_key,
                 height=100,
                 help="Sent on this platform instead of the text above. Leave empty to use it. "
@@ -226,24 +227,28 @@ def _campaign_box(key: str, post: Post, camps: list[Any]) -> tuple[int | None, A
         by_id[post.campaign.id] = post.campaign  # archived since: still shown as it is
     if not by_id:
         return None, None
-    box = f"{key}_camp_v{_seen_version(post)}"
-    st.session_state.setdefault(box, post.campaign_id or NO_CAMPAIGN)
+    options = [NO_CAMPAIGN, *by_id]
     chosen = st.selectbox(
         "Campaign",
-        options=[NO_CAMPAIGN, *by_id],
+        options=options,
+        index=options.index(post.campaign_id or NO_CAMPAIGN),
         format_func=lambda cid: "No campaign" if cid == NO_CAMPAIGN else by_id[cid].name,
-        key=box,
+        key=f"{key}_camp_v{_seen_version(post)}",
     )
     return (chosen or None), by_id.get(chosen)
 
 
-def _when(key: str, post: Post, chosen: list[int], tz: ZoneInfo) -> tuple[str, datetime | None]:
-    """The "When" choice; by default the next open posting slot (or a time, without slots)."""
+def _when(
+    key: str, post: Post, chosen: list[int], first: list[int], tz: ZoneInfo
+) -> tuple[str, datetime | None]:
+    """The "When" choice; by default the next open posting slot of the accounts first
+    proposed (or a time, when they have no slots)."""
     slot = _slot_or_none(chosen)
-    st.session_state.setdefault(f"{key}_when", SLOT if slot is not None else AT)
+    initial = SLOT if _slot_or_none(first) is not None else AT
     choice = st.radio(
         "When",
         WHEN,
+        index=WHEN.index(initial),
         key=f"{key}_when",
         horizontal=False,
         help="A time already past is refused: choose “Publish now” to send it at once.",
@@ -308,9 +313,15 @@ def _story(
         )
         with c[1]:
             campaign_id, campaign = _campaign_box(key, post, camps)
-        st.session_state.setdefault(f"{key}_acc", _accounts_for(post, accounts))
+        # Defaults are given as widget values, not seeded into session state: a run cut short
+        # (a click while the page loads) would leave the browser showing none of them.
+        first = _accounts_for(post, accounts)
         chosen = st.multiselect(
-            "Publish from", options=list(labels), format_func=lambda i: labels[i], key=f"{key}_acc"
+            "Publish from",
+            options=list(labels),
+            default=first,
+            format_func=lambda i: labels[i],
+            key=f"{key}_acc",
         )
         chosen_accts = [a for a in accounts if a.id in chosen]
         platforms = list(
@@ -342,7 +353,7 @@ def _story(
         _what_goes_out(card, campaign, chosen_accts)
         c = st.columns([2, 3])
         with c[0]:
-            card.choice, card.at = _when(key, post, list(chosen), tz)
+            card.choice, card.at = _when(key, post, list(chosen), first, tz)
         with c[1]:
             card.amplify = (
                 st.checkbox("Ask advocates to amplify it", key=f"{key}_amp")
