@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from amplify.config import create_key_file, get_settings
+from amplify.config import create_key_file, get_settings, private_dir
 from amplify.errors import ConfigError
 from amplify.models import Account, AccountStatus, NotificationChannel, Setting
 
@@ -131,6 +131,9 @@ def verify_key(url: str | None = None) -> None:
     """
     from amplify.db import database_url, session_scope
 
+    data_dir = get_settings().data_dir
+    if data_dir.exists():  # media, the key and maybe the database: only its owner enters
+        private_dir(data_dir)
     url = url or database_url()
     key = get_settings().fernet_key()
     if key is not None and (url, key) in _verified:
