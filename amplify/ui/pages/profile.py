@@ -64,6 +64,31 @@ def _password_form(uid: int) -> None:
     st.rerun()
 
 
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+)
+_SYSTEMS = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS", "macOS"),
+    ("Linux", "Linux"),
+)
+
+
+def _browser(user_agent: str) -> str:
+    """'Chrome on Linux' from a User-Agent header (enough to recognise your own devices)."""
+    name = next((label for mark, label in _BROWSERS if mark in user_agent), "")
+    system = next((label for mark, label in _SYSTEMS if mark in user_agent), "")
+    if name and system:
+        return f"{name} on {system}"
+    return name or system or "unknown"
+
+
 def _sessions(uid: int) -> None:
     st.subheader("Where you are signed in")
     tz = widgets.workspace_tz()
@@ -75,7 +100,7 @@ def _sessions(uid: int) -> None:
                 "signed in": widgets.fmt_time(row.created_at, tz),
                 "last used": widgets.fmt_time(row.last_seen_at, tz),
                 "from": row.address or "unknown",
-                "browser": row.user_agent or "unknown",
+                "browser": _browser(row.user_agent or ""),
             }
             for row in sessions.live_sessions(s, uid)
         ]
