@@ -125,8 +125,7 @@ def _connect(platform: str) -> None:
         widgets.flash_error(exc)
         st.rerun()
     # Saved: a clean form for the next account (the secret fields were cleared above).
-    for name in ("handle", "service", "owner", "optin", "plan"):
-        st.session_state.pop(f"acc_{platform}_{name}", None)
+    st.session_state[f"acc_{platform}_reset"] = True
     ok, detail = _test(account_id)
     if ok:
         label = widgets.plain(widgets.account_label(platform, handle))
@@ -192,6 +191,16 @@ def _save_x_plan(account_id: int, plan: str) -> None:
 
     with state.db() as s:
         accounts.set_x_plan(s, state.actor(s), account_id, plan)
+
+
+def _reset_form(platform: str) -> None:
+    """Empty the connect form after an account was saved. Done before the widgets are drawn:
+    a value removed after drawing would come back from the browser on the next run."""
+    if st.session_state.pop(f"acc_{platform}_reset", False):
+        st.session_state[f"acc_{platform}_handle"] = ""
+        st.session_state[f"acc_{platform}_service"] = FORMS[platform].service_default
+        st.session_state[f"acc_{platform}_owner"] = None
+        st.session_state[f"acc_{platform}_optin"] = False
 
 
 def _account_card(acct: Account, tz: object) -> None:
@@ -265,6 +274,7 @@ def render() -> None:
             for acct in mine:
                 _account_card(acct, tz)
             st.subheader("Connect an account")
+            _reset_form(platform)
             st.markdown(form.steps)
             st.text_input(form.handle_label, key=f"acc_{platform}_handle")
             if form.service_label:
