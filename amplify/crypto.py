@@ -91,8 +91,11 @@ def _first_key() -> bytes:
     """A new key file, only if nothing in the database is sealed with an earlier key."""
     from amplify.db import session_scope
 
-    with session_scope(readonly=True) as s:
-        sealed = sealed_count(s)
+    try:
+        with session_scope(readonly=True) as s:
+            sealed = sealed_count(s)
+    except (OperationalError, ProgrammingError):
+        sealed = 0  # no tables yet: nothing can be sealed
     if sealed:
         raise ConfigError(_missing_key_message(sealed))
     return create_key_file(get_settings().key_file)
