@@ -34,7 +34,7 @@ PALETTE = (
     "#4D4D4D",
 )
 # Sends that are not simply waiting say so at the start of their title.
-MARKS = {
+MARKS: dict[str, str] = {
     DeliveryStatus.PUBLISHED: "✓ ",
     DeliveryStatus.FAILED: "⚠ failed: ",
     DeliveryStatus.CLAIMED: "sending: ",
