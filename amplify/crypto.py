@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 
 from amplify.config import create_key_file, get_settings, private_dir
 from amplify.errors import ConfigError
-from amplify.models import Account, AccountStatus, NotificationChannel, Setting
+from amplify.models import (
+    Account,
+    AccountStatus,
+    AuditEvent,
+    NotificationChannel,
+    Setting,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +203,16 @@ def reset_credentials(s: Session) -> tuple[int, int]:
     for channel in channels:
         s.delete(channel)
     _save_check(s, fernet)
+    s.add(
+        AuditEvent(
+            actor_id=None,
+            at=utcnow(),
+            action="credentials.reset",
+            subject_type="account",
+            subject_id=None,
+            detail={"accounts": len(accounts), "channels_removed": len(channels)},
+        )
+    )
     s.flush()
     log.warning(
         "credentials reset after a lost key: %d account(s) need reconnecting, %d channel(s) "

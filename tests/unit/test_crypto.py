@@ -16,7 +16,7 @@ from amplify.cli import app
 from amplify.config import get_settings, reset_settings
 from amplify.db import session_scope
 from amplify.errors import ConfigError
-from amplify.models import Account, AccountStatus, NotificationChannel, Setting
+from amplify.models import Account, AccountStatus, AuditEvent, NotificationChannel, Setting
 
 runner = CliRunner()
 
@@ -131,6 +131,8 @@ def test_the_cli_refuses_to_run_then_recovers_with_reset_credentials(
         assert account.status == AccountStatus.NEEDS_ATTENTION
         assert crypto.decrypt_json(account.credentials_enc) == {}
         assert s.scalars(select(NotificationChannel)).all() == []
+        (event,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "credentials.reset"))
+        assert event.detail == {"accounts": 1, "channels_removed": 1}
 
 
 def test_the_worker_refuses_to_start_without_the_key(
