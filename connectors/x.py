@@ -679,7 +679,7 @@ class XConnector:
                 if not token or len(spreaders) >= limit:
                     break
         if self.fetch_quotes and len(spreaders) < limit:
-            for info in self._quoters(target):
+            for info in self._quoters(target, limit - len(spreaders)):
                 spreaders[(info.remote_user_id, info.kind)] = info
         return list(spreaders.values())[:limit]
 
@@ -709,20 +709,30 @@ class XConnector:
                         )
         return out
 
-    def _quoters(self, target: Receipt) -> list[SpreaderInfo]:
+    def _quoters(self, target: Receipt, limit: int = MAX_SPREADERS_PER_SWEEP) -> list[SpreaderInfo]:
+        """Authors of quote posts, 100 a page (``pagination_token``) up to ``limit``."""
+        found: dict[str, SpreaderInfo] = {}
+        token: str | None = None
         with self._api():
-            try:
-                response = self.client.get_quote_tweets(
-                    target.remote_id,
-                    max_results=100,
-                    expansions=["author_id"],
-                    user_fields=["public_metrics"],
-                    user_auth=self.user_auth,
-                )
-            except (tweepy.Forbidden, tweepy.NotFound):
-                return []  # quotes are optional: not on this access tier
-        users = (response.includes or {}).get("users", [])
-        return [_spreader(user, "quote") for user in users]
+            for _ in range(_MAX_RETWEETER_PAGES):
+                try:
+                    response = self.client.get_quote_tweets(
+                        target.remote_id,
+                        max_results=100,
+                        expansions=["author_id"],
+                        user_fields=["public_metrics"],
+                        pagination_token=token,
+                        user_auth=self.user_auth,
+                    )
+                except (tweepy.Forbidden, tweepy.NotFound):
+                    break  # quotes are optional: not on this access tier
+                for user in (response.includes or {}).get("users", []):
+                    info = _spreader(user, "quote")
+                    found.setdefault(info.remote_user_id, info)
+                token = (response.meta or {}).get("next_token")
+                if not token or len(found) >= limit:
+                    break
+        return list(found.values())[:limit]
 
 
 def _id(value: Any, what: str) -> str:

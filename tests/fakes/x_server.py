@@ -440,6 +440,19 @@ class XFakeServer:
             state.posts = dict(sorted(state.posts.items(), key=lambda item: int(item[0])))
             return tweet_id
 
+    def quote(self, username: str, post_id: str, text: str = "Worth reading") -> str:
+        """``username`` quotes a post (set-up for tests, no API round trip); the quote's id."""
+        with self.state.lock:
+            state = self.state
+            user = next(u for u in state.users.values() if u.username == username)
+            now = datetime.now(UTC)
+            tweet_id = state.snowflake(at=now.timestamp())
+            state.posts[tweet_id] = _new_post(
+                tweet_id, user.id, text, now, None, post_id, tweet_id, []
+            )
+            state.posts[post_id]["public_metrics"]["quote_count"] += 1
+            return tweet_id
+
     def revoke(self, token: str) -> None:
         with self.state.lock:
             self.state.revoked.add(token)

@@ -163,3 +163,22 @@ def test_it_reads_x_follower_counts_by_id_and_by_username(x_server: XFakeServer)
     )
 
     assert {(p.handle, p.followers_count) for p in profiles} == {("ann", 19), ("bo", 7)}
+
+
+def test_it_pages_x_quoters_after_the_retweeters_within_the_same_maximum(
+    x_server: XFakeServer,
+) -> None:
+    connector = x_connector(x_server)
+    [receipt] = connector.publish(OutgoingPost(parts=("Quote me",), idempotency_key="k"))
+    for n in range(1, 131):
+        x_server.add_user(f"quoter{n}", followers=n)
+        x_server.quote(f"quoter{n}", receipt.remote_id)
+    fan = x_server.add_user("fan", followers=5)
+    x_server.retweet(receipt.remote_id, fan.id)
+
+    spreaders = connector.fetch_spreaders(receipt)
+
+    kinds = [s.kind for s in spreaders]
+    assert (kinds.count("repost"), kinds.count("quote")) == (1, 130)
+    assert x_server.calls["GET /2/tweets/:id/quote_tweets"] == 2  # 100 a page
+    assert len(connector.fetch_spreaders(receipt, limit=50)) == 50
