@@ -394,6 +394,7 @@ def render() -> None:
                 type=IMAGE_TYPES,
                 accept_multiple_files=True,
                 key=f"share_files_{st.session_state.get(GEN, 0)}",
+                max_upload_size=media.MAX_INPUT_BYTES // (1024 * 1024),  # MB; checked again
             )
             or []
         )
