@@ -332,3 +332,13 @@ def test_the_worker_sweeps_unused_images_on_a_timer(session: Session) -> None:
     finally:
         worker.stop()
     assert not (get_settings().data_dir / unused.path).exists()
+
+
+def test_bluesky_refuses_a_huge_stored_original_from_its_header_at_publish() -> None:
+    from connectors.base import PermanentError
+    from connectors.bluesky import prepare_image
+
+    started = time.perf_counter()
+    with pytest.raises(PermanentError, match="169 megapixels"):
+        prepare_image(huge_png(13_000, 13_000))
+    assert time.perf_counter() - started < 0.5
