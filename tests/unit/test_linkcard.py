@@ -318,6 +318,28 @@ def test_it_cuts_a_dribbling_server_at_the_deadline(dribbler: str) -> None:
     assert 2.4 < elapsed < 3.0  # each read came within its 2 s, but the whole fetch is capped
 
 
+def test_it_cuts_a_tls_handshake_that_dribbles_at_the_deadline() -> None:
+    """Per-read timeouts do not bound a handshake fed a byte at a time; the deadline does."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def dribble() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):
+            while not stop.wait(0.5):
+                conn.send(b"\x16")  # the first byte of a TLS record, again and again
+
+    threading.Thread(target=dribble, daemon=True).start()
+    started = time.monotonic()
+    try:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/"
+        assert fetch_card(url, allow_private=True, deadline=1.5) is None
+    finally:
+        stop.set()
+        listener.close()
+    assert time.monotonic() - started < 2.0
+
+
 def test_it_has_a_five_second_deadline_and_size_caps_by_default() -> None:
     assert linkcard.DEADLINE == 5.0
     assert linkcard.MAX_HTML_BYTES <= 1024 * 1024 and linkcard.MAX_IMAGE_BYTES == 5 * 1024 * 1024
