@@ -315,7 +315,7 @@ def test_it_cuts_a_dribbling_server_at_the_deadline(dribbler: str) -> None:
     started = time.monotonic()
     assert fetch_card(f"{dribbler}/page", allow_private=True, timeout=2.0, deadline=2.5) is None
     elapsed = time.monotonic() - started
-    assert 2.4 < elapsed < 3.0  # each read came within its 2 s, but the whole fetch is capped
+    assert 2.4 < elapsed < 3.5  # each read came within its 2 s, but the whole fetch is capped
 
 
 def test_it_cuts_a_tls_handshake_that_dribbles_at_the_deadline() -> None:
@@ -337,7 +337,7 @@ def test_it_cuts_a_tls_handshake_that_dribbles_at_the_deadline() -> None:
     finally:
         stop.set()
         listener.close()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 2.5
 
 
 def test_it_has_a_five_second_deadline_and_size_caps_by_default() -> None:
