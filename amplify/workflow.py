@@ -720,7 +720,12 @@ def _render_problems(post: Post, accounts: Sequence[Account]) -> list[str]:
         if not parts or not any(p.strip() for p in parts):
             problems.append(f"The text for {platform} came out empty; write the story first.")
         elif post.thread_cap is not None and len(parts) > post.thread_cap:
-            name = {"x": "X", "bluesky": "Bluesky", "mastodon": "Mastodon"}.get(platform, platform)
+            name = {
+                "x": "X",
+                "bluesky": "Bluesky",
+                "mastodon": "Mastodon",
+                "sandbox": "the sandbox",
+            }.get(platform, platform)
             problems.append(
                 f"On {name} the text needs {len(parts)} posts, but the thread is capped at "
                 f"{post.thread_cap}: shorten it (or give {name} a shorter custom text), "

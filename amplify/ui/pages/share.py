@@ -102,10 +102,15 @@ def _link_card(link: str) -> None:
         st.caption(f":material/link: {widgets.plain(link)}")
 
 
+def short_name(platform: str) -> str:
+    """A platform's name inside a sentence (the sandbox's full label is too long there)."""
+    return "the sandbox" if platform == "sandbox" else widgets.platform_label(platform)
+
+
 def _long_thread_warning(platform: str, parts: int) -> None:
     if not textrules.long_thread(platform, parts):
         return
-    name = widgets.platform_label(platform)
+    name = short_name(platform)
     st.warning(
         f"On {name} this becomes a thread of {parts} posts; past "
         f"{textrules.thread_warn_above(platform)} most readers stop. Shorten the story, or "
