@@ -57,10 +57,12 @@ log = logging.getLogger(__name__)
 #: costs time to read. (Uploads, CSV images; a link card's picture has its own 5 MB cap.)
 MAX_INPUT_BYTES = 10 * 1024 * 1024
 #: Largest picture, in pixels, read from the header before decoding. A 48-megapixel phone
-#: photo fits; decoding the largest PNG allowed needs about 200 MB once, at entry (a JPEG far
-#: less: it is decoded at reduced scale). A 13000×13000 image (169 megapixels) is refused.
+#: photo fits; checking the largest PNG allowed peaks at about 260 MB once, at entry (a
+#: 12-megapixel JPEG at about 35 MB: it is decoded at reduced scale; benchmarks/image_check.py).
+#: A 13000×13000 image (169 megapixels) is refused from its header in milliseconds.
 MAX_PIXELS = 50_000_000
-#: Longer side of the normalised copy: at least what X, Bluesky (2000) and Mastodon show.
+#: Longer side of the normalised copy: what a post's picture is shown at on X, Bluesky (which
+#: scales to 2000) and Mastodon; larger only costs upload time.
 MAX_SIDE = 2048
 #: Largest normalised copy: X's limit for a post image. A PNG that would be larger is
 #: stored as a JPEG instead.
