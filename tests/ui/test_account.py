@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from uikit import PASSWORD, button, open_app, texts
 
 from amplify import resets, sessions, users
@@ -10,6 +11,17 @@ from amplify.models import User
 from amplify.ui import state
 
 NEW = "purple tractor moonlight"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at full cost takes ~0.4 s a hash on a busy machine; these tests are about the
+    screens, so hash cheaply (tests/unit/test_users.py checks the real hasher)."""
+    from argon2 import PasswordHasher
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(users, "_hasher", cheap)
+    monkeypatch.setattr(users, "_DUMMY_HASH", cheap.hash("timing"))
 
 
 def _signed_in(email: str):
