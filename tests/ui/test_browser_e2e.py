@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -36,9 +36,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from amplify import db as amplify_db
-from amplify.config import reset_settings
+from amplify.config import get_settings, reset_settings
 from amplify.migrate import upgrade
-from amplify.models import Account, Delivery, Post, User
+from amplify.models import Account, Delivery, Post, User, utcnow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -106,6 +106,11 @@ class World:
     url: str
     env: dict[str, str]
     ids: dict[str, int] = field(default_factory=dict)
+    log: Path | None = None
+
+    def log_tail(self) -> str:
+        """The end of the server's output (where Streamlit writes a page's traceback)."""
+        return self.log.read_text(errors="replace")[-4000:] if self.log else ""
 
     @contextmanager
     def settings(self) -> Iterator[None]:
@@ -195,6 +200,7 @@ def _server(folder: Path, seed: Callable[[World], None] | None) -> Iterator[Worl
             stderr=subprocess.STDOUT,
         )
     world.base = f"http://127.0.0.1:{port}"
+    world.log = log
     try:
         _wait_healthy(world.base, proc, log)
         yield world
@@ -292,11 +298,14 @@ class Person:
 
     def act(self, action: Callable[[], Any]) -> None:
         """Do something that makes Streamlit run the script, and wait until that run ends."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         before = self.page.evaluate("window.__amplifyRuns")
         action()
-        self.page.wait_for_function(
-            f"() => window.__amplifyRuns > {before} && ({IDLE})()", timeout=WAIT
-        )
+        # A run shorter than one frame may never show "running": then being idle is enough.
+        with suppress(PlaywrightTimeout):
+            self.page.wait_for_function(f"() => window.__amplifyRuns > {before}", timeout=2000)
+        self.idle()
 
     def goto(self, path: str = "") -> None:
         self.page.goto(f"{self.world.base}/{path}")
@@ -328,6 +337,16 @@ class Person:
         tab = self.page.get_by_role("tab", name=name)
         if tab.get_attribute("aria-selected") != "true":
             tab.click()
+
+    def shows(self, text: str) -> None:
+        """``text`` is on the page, as text or as the value of a field or picker."""
+        self.page.wait_for_function(
+            # widgets.plain puts invisible word joiners (U+2060) into people's text.
+            "(t) => document.body.innerText.replaceAll('\\u2060', '').includes(t) || "
+            "[...document.querySelectorAll('input, textarea')].some(e => e.value.includes(t))",
+            arg=text,
+            timeout=WAIT,
+        )
 
     def see(self, text: str | re.Pattern[str]) -> None:
         self.page.get_by_text(text).first.wait_for()
@@ -555,14 +574,9 @@ def test_a_lead_fixes_a_link_schedules_in_a_slot_and_sends_one_back(
         lead.heading("Review").wait_for()  # leads land on Review
         lead.photo("lands-on-review")
 
-        # People's text is shown as typed: no link, bold or colour made from it.
-        card = _card(lead, styled)
-        card.get_by_text("See [this](http://evil.example) **now** :red[please]").wait_for()
-        assert card.locator("a[href*='evil.example']").count() == 0
-        lead.page.get_by_text(EVIL_CAMPAIGN).first.wait_for()
-        assert lead.page.locator("strong", has_text="bold").count() == 0
-        card.scroll_into_view_if_needed()
-        lead.photo("hostile-text-shown-as-text")
+        # People's text is shown as typed: no link is made from it.
+        _card(lead, styled).wait_for()
+        assert lead.page.locator("a[href*='evil.example']").count() == 0
 
         card = _card(lead, fix)
         card.scroll_into_view_if_needed()
@@ -576,8 +590,12 @@ def test_a_lead_fixes_a_link_schedules_in_a_slot_and_sends_one_back(
             post = s.get(Post, fix)
             assert post is not None and post.state == "approved"
             assert post.link == "https://example.org/new-hours"
-            deliveries = s.scalars(select(Delivery).where(Delivery.post_id == fix)).all()
-            assert deliveries and all(d.next_attempt_at > post.approved_at for d in deliveries)
+            # In one of the account's slots (every day at 09:00, 13:00, 18:00), ahead.
+            assert post.scheduled_for is not None and post.scheduled_for > utcnow()
+            with team.settings():
+                tz = get_settings().tz
+            local = post.scheduled_for.astimezone(tz)
+            assert (local.hour, local.minute) in {(9, 0), (13, 0), (18, 0)}, local
 
         card = _card(lead, back)
         card.scroll_into_view_if_needed()
@@ -594,14 +612,19 @@ def test_a_lead_fixes_a_link_schedules_in_a_slot_and_sends_one_back(
         writer.sign_in("writer@example.org")
         writer.open("My stories")
         writer.see("Note from the lead: Add the details.")
-        writer.photo("author-sees-note")
+        # The story and its campaign name, styled as Markdown, read exactly as typed.
+        writer.shows("See [this](http://evil.example) **now** :red[please]")
+        writer.shows(f"campaign: {EVIL_CAMPAIGN}")
+        main = writer.page.locator("[data-testid=stMain]")
+        assert main.locator("a[href*='evil.example']").count() == 0
+        assert main.locator("strong", has_text=re.compile("^(bold|now)$")).count() == 0
+        writer.photo("author-sees-note-and-text-as-typed")
 
 
 def test_an_advocate_shares_a_published_story_from_the_amplify_page(
     browser: Any, team: World
 ) -> None:
     from amplify.crypto import encrypt_json
-    from amplify.models import utcnow
     from tests.factories import make_delivery, make_post
 
     with team.settings(), team.session() as s, s.begin():
@@ -650,7 +673,6 @@ def test_an_advocate_shares_a_published_story_from_the_amplify_page(
 
 def test_reach_shows_a_story_once_it_is_published(browser: Any, team: World) -> None:
     from amplify import workflow
-    from amplify.models import utcnow
 
     pid = _submitted(team, "volunteer", "Reach check: the 5k walk raised 3,000 dollars.")
     with team.settings(), team.session() as s, s.begin():
@@ -674,7 +696,7 @@ def test_reach_shows_a_story_once_it_is_published(browser: Any, team: World) -> 
         metric = lead.page.locator("[data-testid=stMetric]", has_text="Stories published")
         value = metric.first.locator("[data-testid=stMetricValue]").inner_text()
         assert int(value.strip()) >= 1, f"Reach shows {value!r} stories published"
-        lead.see(re.compile("Reach check"))
+        lead.shows("Reach check: the 5k walk")  # a story is named by its first words
         lead.photo("after-publishing")
 
 
@@ -688,10 +710,12 @@ def test_every_role_opens_each_page_in_its_menu_without_an_error(
     with person(browser, team, f"tour-{role}") as who:
         who.sign_in(email)
         menu = who.page.locator("[data-testid=stSidebarNav] a")
-        titles = [t.strip() for t in menu.all_inner_texts()]
+        # Each link reads "<icon name>\n\n<title>": the title is the last line.
+        titles = [t.strip().splitlines()[-1].strip() for t in menu.all_inner_texts()]
         assert titles, "the menu is empty"
         for title in titles:
             who.open(title)
-            assert who.page.locator("[data-testid=stException]").count() == 0, title
+            errors = who.page.locator("[data-testid=stException]").count()
+            assert errors == 0, f"{title} raised for the {role}:\n{team.log_tail()}"
             slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
             who.photo(slug)
