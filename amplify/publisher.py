@@ -219,7 +219,8 @@ def _file_failure(
         ):
             _notify(s, "delivery_failed", delivery=delivery, reason=delivery.last_error)
         s.commit()
-    log.info("delivery %s: %s (%s)", delivery_id, status, error.kind)
+    # DEBUG: the worker writes the one INFO line per publish (with the account).
+    log.debug("delivery %s: %s (%s)", delivery_id, status, error.kind)
     if isinstance(error, AuthError):
         return Outcome.NEEDS_ATTENTION
     if status == DeliveryStatus.FAILED:
@@ -264,7 +265,7 @@ def _file_success(
             type(exc).__name__,
         )
         return Outcome.UNCERTAIN
-    log.info("delivery %s published", delivery_id)
+    log.debug("delivery %s published", delivery_id)
     return Outcome.PUBLISHED
 
 

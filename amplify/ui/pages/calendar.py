@@ -218,9 +218,8 @@ def _details(entries: list[queries.CalendarEntry], movable: list[Post], tz: Zone
 
 def _controls(tz: ZoneInfo) -> tuple[str, date]:
     c1, c2, c3, c4, c5 = st.columns([2, 2, 1, 1, 1], vertical_alignment="bottom")
-    view = c1.segmented_control(
-        "View", list(VIEWS), default="Week", key="keep_cal_view", required=True
-    )
+    st.session_state.setdefault("keep_cal_view", "Week")  # seeded here, not by default=
+    view = c1.segmented_control("View", list(VIEWS), key="keep_cal_view", required=True)
     view = view or "Week"
     st.session_state.setdefault("keep_cal_day", datetime.now(tz).date())
     if c3.button("Previous", icon=":material/chevron_left:"):
