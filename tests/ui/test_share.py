@@ -344,3 +344,26 @@ def test_it_offers_the_next_open_slot_as_preferred_time_and_refuses_a_past_one(
     button(at, "Save draft").click().run()
     assert any("preferred time has already passed" in e.value for e in at.error)
     assert all(p.autosaved for p in _posts()), "nothing saved on purpose"
+
+
+def test_it_keeps_the_words_in_the_form_when_the_kept_copy_cannot_be_updated(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    from amplify import workflow
+    from amplify.models import User
+
+    at = app_as("volunteer", "share.py")
+    at.text_area(key=k(at, "body")).input("Typed in this tab.").run()
+    [kept] = _posts()
+    with session_scope() as s:  # the same draft sent for review from another tab
+        workflow.submit(s, s.get(User, people["volunteer"]), kept.id)
+    at.text_area(key=k(at, "body")).input("Typed in this tab, and more.").run()
+    assert not at.exception
+    assert "Not kept automatically" in texts(at)
+    assert at.text_area(key=k(at, "body")).value == "Typed in this tab, and more."
+    button(at, "Save draft").click().run()
+    bodies = {p.body: (p.state, p.autosaved) for p in _posts()}
+    assert bodies == {
+        "Typed in this tab.": ("submitted", False),
+        "Typed in this tab, and more.": ("draft", False),
+    }
