@@ -29,6 +29,7 @@ CLICK_KEY = "cal_last_click"
 CSS = """
 .fc-event-title, .fc-event-time { white-space: normal; font-size: 0.8rem; }
 .fc-daygrid-event { white-space: normal; }
+.fc-daygrid-event .fc-event-main-frame { display: block; }
 .fc-event.published { opacity: 0.8; }
 .fc-timegrid-event .fc-event-main { padding: 1px 3px; overflow: hidden; }
 .fc-timegrid-slot { height: 1.9em; }
@@ -65,9 +66,10 @@ def _options(view: str, anchor: date, tz: ZoneInfo) -> dict[str, Any]:
         "allDaySlot": False,
         "nowIndicator": True,
         "displayEventEnd": False,
+        "eventDisplay": "block",  # coloured blocks in the month grid too, not bare dots
         "slotDuration": "00:30:00",
         "scrollTime": "07:00:00",
-        "contentHeight": 640,
+        "contentHeight": "auto" if view == "Month" else 640,  # a month shows whole; a week scrolls
         "dayMaxEvents": 4,
         "slotLabelFormat": hour,
         "eventTimeFormat": hour,
