@@ -514,6 +514,20 @@ def test_a_volunteer_writes_a_story_then_another_right_after(browser: Any, team:
         assert vol.page.get_by_label("Link (optional)", exact=True).input_value() == ""
         vol.photo("form-reset")
 
+        # A text file named .png is refused with a message; the page keeps working.
+        vol.act(
+            lambda: vol.page.locator(
+                "[data-testid=stFileUploader] input[type=file]"
+            ).set_input_files(
+                files=[{"name": "photo.png", "mimeType": "image/png", "buffer": b"not an image\n"}]
+            )
+        )
+        vol.see(re.compile("photo.png"))
+        assert vol.page.locator("[data-testid=stException]").count() == 0
+        vol.photo("text-file-named-png-refused")
+        vol.act(lambda: vol.page.get_by_label("Remove photo.png").first.click())
+        assert vol.page.get_by_text("photo.png").count() == 0
+
         vol.fill("Your story", "The food bank fed 80 families on Saturday.", area=True)
         vol.click("Submit for review")
         vol.see("is with the leads for review")
@@ -529,6 +543,10 @@ def test_a_volunteer_writes_a_story_then_another_right_after(browser: Any, team:
         vol.open("My stories")
         vol.see("Waiting for review (2)")
         vol.photo("my-stories")
+
+        vol.goto("review")  # the lead's page, by its address
+        vol.see("Only leads and admins can approve stories.")
+        vol.photo("review-refused")
 
 
 def test_reloading_mid_way_keeps_people_signed_in_and_their_words(
