@@ -129,26 +129,6 @@ def _approved(people: dict[str, int]) -> int:
     return pid
 
 
-def test_it_shows_scheduled_posts_on_the_calendar_and_reschedules(
-    people: dict[str, int], app_as: Callable[..., AppTest]
-) -> None:
-    pid = _approved(people)
-    at = app_as("lead", "calendar.py")
-    grid = at.dataframe[0].value
-    assert any(f"#{pid}" in str(cell) for cell in grid.to_numpy().ravel())
-    assert "practice network" in " ".join(grid.index)
-    target = (utcnow() + timedelta(days=5)).date()
-    at.date_input(key=f"cal_when_{pid}_day").set_value(target).run()
-    button(at, "Reschedule").click().run()
-    post = _post(pid)
-    assert post.scheduled_for is not None and post.scheduled_for.date() >= target - timedelta(
-        days=1
-    )
-    with session_scope() as s:
-        d = s.scalar(select(Delivery).where(Delivery.post_id == pid))
-        assert d is not None and d.next_attempt_at == post.scheduled_for
-
-
 def test_it_cancels_from_the_calendar_after_confirmation(
     people: dict[str, int], app_as: Callable[..., AppTest]
 ) -> None:
@@ -158,16 +138,6 @@ def test_it_cancels_from_the_calendar_after_confirmation(
     at.checkbox(key=f"cal_confirm_{pid}").check().run()
     button(at, "Cancel story").click().run()
     assert _post(pid).state == "cancelled"
-
-
-def test_it_switches_the_calendar_to_a_month_view(
-    people: dict[str, int], app_as: Callable[..., AppTest]
-) -> None:
-    _approved(people)
-    at = app_as("lead", "calendar.py")
-    week_cols = len(at.dataframe[0].value.columns)
-    at.radio(key="cal_view").set_value("Month").run()
-    assert week_cols == 7 and len(at.dataframe[0].value.columns) >= 28
 
 
 def test_it_shows_the_lead_each_image_with_its_alt_text(
