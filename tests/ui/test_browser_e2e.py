@@ -560,7 +560,8 @@ def test_reloading_mid_way_keeps_people_signed_in_and_their_words(
         vol.reload()
         assert vol.signed_in(), "a reload signed the person out"
         vol.heading("Share a story").wait_for()
-        assert "Half-written" in vol.page.get_by_label("Your story", exact=True).input_value()
+        vol.shows("Half-written: the walk raised")  # restored from the autosaved draft
+        vol.see("We kept what you were writing")
         vol.photo("after-reload")
 
         other = vol.context.new_page()  # a second tab of the same browser
