@@ -558,6 +558,7 @@ def test_reloading_mid_way_keeps_people_signed_in_and_their_words(
         vol.fill("Your story", "Half-written: the walk raised", area=True)
         vol.photo("typing")
         vol.reload()
+        vol.button("Sign out").or_(vol.heading("Sign in to Amplify")).first.wait_for()
         assert vol.signed_in(), "a reload signed the person out"
         vol.heading("Share a story").wait_for()
         vol.shows("Half-written: the walk raised")  # restored from the autosaved draft
