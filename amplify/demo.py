@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -257,12 +257,17 @@ def _last_change(state: str, times: dict[str, datetime], when: datetime, noted: 
 
 def _story_time(rng: random.Random, now: datetime, days: int, state: str) -> datetime:
     """When a story goes (or went) out: the past for published ones, the coming week for
-    approved ones; whole minutes, in working hours more often than not."""
-    if state == PostState.APPROVED:
-        when = now + timedelta(days=rng.uniform(0.3, 6))
-    else:
-        when = now - timedelta(days=rng.uniform(0.5, days))
-    return when.replace(second=0, microsecond=0)
+    approved ones; on a five-minute mark between 08:00 and 18:55 in the workspace zone."""
+    tz = get_settings().tz
+    while True:
+        if state == PostState.APPROVED:
+            day = (now + timedelta(days=rng.randint(1, 6))).astimezone(tz)
+        else:
+            day = (now - timedelta(days=rng.randint(1, days))).astimezone(tz)
+        local = day.replace(hour=rng.randint(8, 18), minute=5 * rng.randint(0, 11))
+        when = local.replace(second=0, microsecond=0).astimezone(UTC)
+        if (when > now) == (state == PostState.APPROVED):
+            return when
 
 
 def _history(rng: random.Random, now: datetime, when: datetime, state: str) -> dict[str, datetime]:
