@@ -367,3 +367,33 @@ def test_it_keeps_the_words_in_the_form_when_the_kept_copy_cannot_be_updated(
         "Typed in this tab.": ("submitted", False),
         "Typed in this tab, and more.": ("draft", False),
     }
+
+
+def test_it_keeps_a_drafts_images_when_its_restored_copy_is_saved(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    from uikit import open_app
+
+    from amplify import workflow
+    from amplify.models import User
+
+    with session_scope() as s:
+        author = s.get(User, people["volunteer"])
+        draft = workflow.create_draft(
+            s,
+            author,
+            body="A draft with a picture.",
+            media=[workflow.MediaInput("media/van.png", "A white van.", "image/png")],
+        )
+        pid = draft.id
+    at = app_as("volunteer", "my_stories.py")
+    button(at, "Edit").click().run()
+    at.switch_page("amplify/ui/pages/share.py")
+    at.text_area(key=k(at, "body")).input("A draft with a picture, typed on.").run()
+    again = open_app(people["volunteer"], "share.py")  # a reload
+    assert "Its saved images stay" in texts(again)
+    button(again, "Save draft").click().run()
+    [post] = _posts()
+    assert post.id == pid and not post.autosaved
+    assert post.body == "A draft with a picture, typed on."
+    assert [m.alt_text for m in post.media] == ["A white van."]

@@ -230,7 +230,7 @@ def _open(post_id: int, tz: ZoneInfo) -> None:
         post = s.get(Post, post_id)
         actor = state.actor(s)
         if post is None or post.author_id != actor.id or post.state != "draft":
-            widgets.flash("That draft can no longer be edited; it may have been sent.", "warning")
+            st.warning("That draft can no longer be edited here; it may have been sent.")
             return
         _fill(post, tz)
         st.session_state[TARGET] = _target_of(post, "edit")
@@ -269,10 +269,12 @@ def _banner(target: dict[str, Any] | None, tz: ZoneInfo) -> None:
         )
     else:
         at = target["at"].astimezone(tz).strftime("%H:%M") if target.get("at") else "earlier"
-        c1.info(
-            f"We kept what you were writing at {at} (draft #{target['post_id']}). "
-            "Images are not kept while typing: attach them again."
+        images = (
+            "Its saved images stay unless you upload new ones."
+            if target.get("media")
+            else "Images are not kept while typing: attach them again."
         )
+        c1.info(f"We kept what you were writing at {at} (draft #{target['post_id']}). {images}")
     if c2.button("Start a new story instead", help="The draft stays under My stories."):
         _start_new()
         st.rerun()
@@ -506,9 +508,9 @@ def _save(user_id: int, target: dict[str, Any] | None, typed: Form, *, submit: b
         with state.db() as s:
             actor = state.actor(s)
             if target is not None:
-                # A draft being edited keeps its images unless new ones are uploaded; a copy
-                # kept while typing has none, so it gets what is attached now.
-                if typed.images or target["kind"] == "auto":
+                # A draft keeps its images unless new ones are uploaded (a copy restored
+                # after a reload may be a saved draft with images, typed on since).
+                if typed.images:
                     fields["media"] = attached
                     old = s.get(Post, target["post_id"])
                     replaced = [m.path for m in old.media] if old is not None else []
