@@ -69,7 +69,7 @@ def _options(view: str, anchor: date, tz: ZoneInfo) -> dict[str, Any]:
         "eventDisplay": "block",  # coloured blocks in the month grid too, not bare dots
         "slotDuration": "00:30:00",
         "scrollTime": "07:00:00",
-        "contentHeight": "auto" if view == "Month" else 640,  # a month shows whole; a week scrolls
+        "contentHeight": "auto" if view == "Month" else 900,  # a week shows 07:00-22:00, scrolls
         "dayMaxEvents": 4,
         "slotLabelFormat": hour,
         "eventTimeFormat": hour,
