@@ -239,6 +239,14 @@ def _campaign_box(key: str, post: Post, camps: list[Any]) -> tuple[int | None, A
     return (chosen or None), by_id.get(chosen)
 
 
+def _round_up(value: datetime, minutes: int = 15) -> datetime:
+    """To the next quarter hour: a time a person would pick (17:18 becomes 17:30)."""
+    spare = timedelta(
+        minutes=value.minute % minutes, seconds=value.second, microseconds=value.microsecond
+    )
+    return value - spare + (timedelta(minutes=minutes) if spare else timedelta(0))
+
+
 def _when(
     key: str, post: Post, chosen: list[int], first: list[int], tz: ZoneInfo
 ) -> tuple[str, datetime | None]:
@@ -264,7 +272,7 @@ def _when(
         wished = (
             post.preferred_time if post.preferred_time and post.preferred_time > utcnow() else None
         )
-        default = wished or slot or (utcnow() + timedelta(hours=1))
+        default = wished or slot or _round_up(utcnow() + timedelta(hours=1))
         at = widgets.datetime_input("Publish at", key=f"{key}_dt", default=default, tz=tz)
     return choice, at
 
