@@ -40,7 +40,19 @@ MARKS: dict[str, str] = {
     DeliveryStatus.CLAIMED: "sending: ",
     DeliveryStatus.RECONCILE: "checking: ",
 }
-EVENT_MINUTES = 60  # how tall a post is drawn in the week view (room for its title)
+EVENT_MINUTES = 75  # how tall a post is drawn in the week view (room for its title)
+
+
+TITLE_CHARS = 30  # a story's first words on the calendar: room left for the account
+
+
+def story_words(body: str, post_id: int) -> str:
+    """A story's first words, short enough to leave room for the account in a week slot."""
+    label = post_label(body, post_id)
+    if len(label) <= TITLE_CHARS:
+        return label
+    cut = label[: TITLE_CHARS - 1].rsplit(" ", 1)[0] or label[: TITLE_CHARS - 1]
+    return cut.rstrip(" ,.;:—-…") + "…"
 
 
 def account_name(platform: str, handle: str) -> str:
@@ -87,7 +99,7 @@ def events(entries: Iterable[CalendarEntry], tz: ZoneInfo) -> list[dict[str, Any
         out.append(
             {
                 "id": f"{e.post_id}:{e.delivery_id}",
-                "title": f"{mark}{post_label(e.excerpt, e.post_id)} · "
+                "title": f"{mark}{story_words(e.excerpt, e.post_id)} · "
                 f"{account_name(e.platform, e.account)}",
                 "start": wall_clock(start, tz),
                 "end": wall_clock(end, tz),

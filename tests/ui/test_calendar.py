@@ -103,10 +103,13 @@ def test_it_titles_each_event_by_the_story_and_account_in_the_workspace_zone(
     at = datetime(2026, 12, 3, 15, 30, tzinfo=UTC)  # 09:30 in Chicago
     entry = _entry(session, at=at, handle="chapter.sandbox")
     [event] = calendar_events.events([entry], CHICAGO)
-    assert event["title"] == f"{post_label(entry.excerpt)} · chapter.sandbox (practice)"
-    assert event["title"].startswith("Telehealth kept 1,200 patients connected")
+    words, account = event["title"].split(" · ")
+    assert account == "chapter.sandbox (practice)"
+    assert words.endswith("…") and len(words) <= calendar_events.TITLE_CHARS
+    assert post_label(entry.excerpt).startswith(words[:-1]), "the story's own first words"
+    assert words.startswith("Telehealth kept 1,200")
     assert event["start"] == "2026-12-03T09:30"
-    assert event["end"] == "2026-12-03T10:30"
+    assert event["end"] == "2026-12-03T10:45"
     assert event["startEditable"] is True
     assert event["extendedProps"]["post_id"] == entry.post_id
 

@@ -32,6 +32,9 @@ CSS = """
 .fc-daygrid-event .fc-event-main-frame { display: block; }
 .fc-event.published { opacity: 0.8; }
 .fc-timegrid-event .fc-event-main { padding: 1px 3px; overflow: hidden; }
+.fc-timegrid-event .fc-event-title, .fc-timegrid-event .fc-event-time {
+  font-size: 0.7rem; line-height: 1.15;
+}
 .fc-timegrid-slot { height: 1.9em; }
 """
 
