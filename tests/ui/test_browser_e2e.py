@@ -351,6 +351,18 @@ class Person:
     def see(self, text: str | re.Pattern[str]) -> None:
         self.page.get_by_text(text).first.wait_for()
 
+    def components_drawn(self) -> None:
+        """Wait until every embedded component (the calendar) has drawn something."""
+        for frame in self.page.locator("iframe[title]").all():
+            body = frame.content_frame.locator("body")
+            body.wait_for()
+            self.page.wait_for_function(
+                "(f) => f.contentDocument && f.contentDocument.body &&"
+                " f.contentDocument.body.innerText.trim().length > 0 && f.offsetHeight > 100",
+                arg=frame.element_handle(),
+                timeout=WAIT,
+            )
+
     def photo(self, step: str) -> None:
         self.shots += 1
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -735,6 +747,7 @@ def test_every_role_opens_each_page_in_its_menu_without_an_error(
         assert titles, "the menu is empty"
         for title in titles:
             who.open(title)
+            who.components_drawn()
             errors = who.page.locator("[data-testid=stException]").count()
             assert errors == 0, f"{title} raised for the {role}:\n{team.log_tail()}"
             slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
