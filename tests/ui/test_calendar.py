@@ -251,3 +251,23 @@ def test_a_failed_send_says_so_and_cannot_be_dragged(session: Session) -> None:
     [event] = calendar_events.events([entry], CHICAGO)
     assert event["title"].startswith("⚠ failed: Telehealth kept")
     assert event["startEditable"] is False
+
+
+def test_a_clicked_event_names_its_story_by_its_props_or_its_id() -> None:
+    assert calendar_events.event_post_id({"id": "7:12", "extendedProps": {"post_id": 7}}) == 7
+    assert calendar_events.event_post_id({"id": "9:30"}) == 9
+    assert calendar_events.event_post_id({"id": "not-a-story"}) is None
+
+
+def test_next_and_previous_move_the_calendar_a_week_at_a_time(
+    people: dict[str, int], app_as: Callable[..., AppTest]
+) -> None:
+    at = app_as("lead", "calendar.py")
+    first = at.caption[0].value
+    button(at, "Next").click().run()
+    later = at.caption[0].value
+    assert later != first
+    start = datetime.strptime(first[:11], "%d %b %Y")
+    assert later.startswith(f"{start + timedelta(days=7):%d %b %Y}")
+    button(at, "Previous").click().run()
+    assert at.caption[0].value == first
