@@ -346,7 +346,7 @@ def test_it_offers_the_next_open_slot_as_preferred_time_and_refuses_a_past_one(
     assert all(p.autosaved for p in _posts()), "nothing saved on purpose"
 
 
-def test_it_keeps_the_words_in_the_form_when_the_kept_copy_cannot_be_updated(
+def test_it_keeps_the_words_in_a_new_draft_when_the_kept_copy_cannot_take_them(
     people: dict[str, int], app_as: Callable[..., AppTest]
 ) -> None:
     from amplify import workflow
@@ -359,13 +359,17 @@ def test_it_keeps_the_words_in_the_form_when_the_kept_copy_cannot_be_updated(
         workflow.submit(s, s.get(User, people["volunteer"]), kept.id)
     at.text_area(key=k(at, "body")).input("Typed in this tab, and more.").run()
     assert not at.exception
-    assert "Not kept automatically" in texts(at)
+    assert f"Draft #{kept.id} could not take your changes" in texts(at)
     assert at.text_area(key=k(at, "body")).value == "Typed in this tab, and more."
-    button(at, "Save draft").click().run()
     bodies = {p.body: (p.state, p.autosaved) for p in _posts()}
     assert bodies == {
         "Typed in this tab.": ("submitted", False),
-        "Typed in this tab, and more.": ("draft", False),
+        "Typed in this tab, and more.": ("draft", True),
+    }, "the new words are kept in a new draft at once"
+    button(at, "Save draft").click().run()
+    assert {p.body: p.autosaved for p in _posts()} == {
+        "Typed in this tab.": False,
+        "Typed in this tab, and more.": False,
     }
 
 

@@ -439,11 +439,25 @@ def render() -> None:
 # --------------------------------------------------------------------------- saving
 
 
+def _keep(target: dict[str, Any] | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """Write what is typed into the target draft (or a new one); the target to remember."""
+    with state.db() as s:
+        actor = state.actor(s)
+        if target is None:
+            return _target_of(workflow.autosave(s, actor, **fields), "auto")
+        post = workflow.autosave(
+            s, actor, target["post_id"], expected_version=target["version"], **fields
+        )
+        return {**target, "version": post.version}
+
+
 def _autosave(target: dict[str, Any] | None, typed: Form) -> None:
     """Keep what is typed as a draft whenever it changed since the last run.
 
     Streamlit sends a field when it loses focus (or on Ctrl+Enter), so this runs once per
     change, not per keystroke. It never stops the page: what is typed stays in the form.
+    When the draft cannot take it (sent or changed elsewhere, deleted), the words go into a
+    new draft instead, so a reload still finds them.
     """
     if not typed.typed():
         return
@@ -452,19 +466,17 @@ def _autosave(target: dict[str, Any] | None, typed: Form) -> None:
     if st.session_state.get(AUTOSAVED) == signature:
         return
     try:
-        with state.db() as s:
-            actor = state.actor(s)
-            if target is not None:
-                post = workflow.autosave(
-                    s, actor, target["post_id"], expected_version=target["version"], **fields
-                )
-            else:
-                post = workflow.autosave(s, actor, **fields)
-            kept = _target_of(post, "auto") if target is None else {**target}
-            kept["version"] = post.version
+        try:
+            kept = _keep(target, fields)
+        except AmplifyError as exc:
+            if target is None:
+                raise
+            kept = _keep(None, fields)
+            st.caption(
+                f":material/call_split: Draft #{target['post_id']} could not take your changes "
+                f"({widgets.plain(exc)}); they are kept as a new draft #{kept['post_id']}."
+            )
     except AmplifyError as exc:
-        if target is not None and target["kind"] == "auto":
-            st.session_state.pop(TARGET, None)  # gone or sent elsewhere: keep a new copy next
         st.caption(f":material/cloud_off: Not kept automatically: {widgets.plain(exc)}")
         return
     except Exception:  # a keep-while-typing copy must never break the page
