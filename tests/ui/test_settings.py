@@ -61,9 +61,9 @@ def test_it_explains_when_accounts_have_no_slots(
 def test_it_adds_a_campaign_whose_hashtags_show_in_the_preview(
     app_as: Callable[..., AppTest],
 ) -> None:
-    at = app_as("admin", "team.py")
-    at.text_input(key="keep_tm_c_name").input("Screening Week")
-    at.text_input(key="keep_tm_c_tags").input("#ScreenEarly")
+    at = app_as("admin", "campaigns.py")
+    at.text_input(key="keep_cp_new_name").input("Screening Week")
+    at.text_input(key="keep_cp_new_tags").input("#ScreenEarly")
     at.run()
     button(at, "Add campaign").click().run()
     with session_scope() as s:
