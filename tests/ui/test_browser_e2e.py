@@ -471,9 +471,9 @@ def test_an_admin_sets_up_a_new_workspace_until_the_checklist_is_done(
 
         admin.open("Team & settings")
         adding = admin.expander("Add a person")
-        adding.get_by_label("Name", exact=True).fill("Val Volunteer")
-        adding.get_by_label("Email", exact=True).fill("val@example.org")
-        adding.get_by_label(re.compile("First password")).fill("plum harbour kettle 77")
+        admin.fill("Name", "Val Volunteer", within=adding)
+        admin.fill("Email", "val@example.org", within=adding)
+        admin.fill("First password (they can change it)", "plum harbour kettle 77", within=adding)
         admin.click("Add person")
         admin.see("Added Val Volunteer")
         admin.photo("team-person-added")
