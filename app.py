@@ -6,12 +6,13 @@ checks the signed-in person's role on every run.
 
 import streamlit as st
 
-from amplify import crypto
+from amplify import crypto, logs
 from amplify.config import get_settings
 from amplify.errors import ConfigError
 from amplify.ui import auth, nav, widgets
 
 st.set_page_config(page_title="Amplify", page_icon=":material/campaign:", layout="wide")
+logs.configure()  # quiet by default (AMPLIFY_LOG_LEVEL), secrets masked, with or without a worker
 
 try:  # a missing or wrong secret key: say where it goes instead of failing later
     crypto.verify_key()
