@@ -58,6 +58,8 @@ FLAGS = [
 PASSWORD = "violet tugboat marmalade 42"
 EVIL_CAMPAIGN = "**bold** :red[red] [link](http://evil.example)"
 WAIT = 30_000  # ms: the longest any single step may take
+# What `make run` starts: the server that also sets the sign-in cookie, else the bare app.
+ENTRY = "amplify/ui/server.py" if (ROOT / "amplify/ui/server.py").is_file() else "app.py"
 
 # Counts how often Streamlit starts a run, so a step can wait for *its* run to finish.
 RUN_COUNTER = """
@@ -184,7 +186,7 @@ def _server(folder: Path, seed: Callable[[World], None] | None) -> Iterator[Worl
                 "-m",
                 "streamlit",
                 "run",
-                "app.py",
+                ENTRY,
                 "--server.port",
                 str(port),
                 "--server.address",
