@@ -52,7 +52,7 @@ def _sso_user() -> User | None:
         user = users.get_by_email(s, str(email))
         if user is None or not user.active:
             st.error(
-                f"{email} is not an active person in this Amplify workspace; "
+                f"{widgets.plain(email)} is not an active person in this Amplify workspace; "
                 "ask an admin to add you, then sign in again."
             )
             return None
