@@ -27,7 +27,7 @@ if get_settings().embedded_worker:
 
 widgets.keep_typed_values()
 user = auth.gate()
-pages = nav.pages_for(user, checklist=nav.checklist_wanted(user))
+pages = nav.pages_for(user, checklist=nav.checklist_for(user))
 page = st.navigation(pages, expanded=True)  # every page in view: admins have 13
 nav.open_wanted_page(pages)
 auth.sidebar(user)

@@ -160,9 +160,18 @@ def menu_for(user: User, *, checklist: bool = False) -> dict[str, list[PageSpec]
     return menu
 
 
-def pages_for(user: User, *, checklist: bool = False) -> dict[str, list[st.Page]]:
+@dataclass(frozen=True)
+class Checklist:
+    """Where the first-hour checklist stands for this person."""
+
+    shown: bool = False  # in the menu (an admin who has not hidden it)
+    landing: bool = False  # opened first (and steps are still to do)
+
+
+def pages_for(user: User, *, checklist: Checklist | None = None) -> dict[str, list[st.Page]]:
     """st.navigation input: every page, hidden from the menu unless the role may use it."""
-    landing = landing_for(user, checklist=checklist)
+    state = checklist or Checklist()
+    landing = landing_for(user, checklist=state.landing)
     groups: dict[str, list[st.Page]] = {}
     for spec in PAGES:
         if not available(spec):
@@ -173,21 +182,24 @@ def pages_for(user: User, *, checklist: bool = False) -> dict[str, list[st.Page]
             icon=spec.icon,
             url_path=spec.url_path,
             default=spec.url_path == landing,
-            visibility="visible" if shown(user, spec, checklist=checklist) else "hidden",
+            visibility="visible" if shown(user, spec, checklist=state.shown) else "hidden",
         )
         groups.setdefault(spec.group, []).append(page)
     return groups
 
 
-def checklist_wanted(user: User) -> bool:
-    """Whether to show an admin the first-hour checklist (until they hide it)."""
+def checklist_for(user: User) -> Checklist:
+    """An admin sees the first-hour checklist in the menu until they hide it, and opens on
+    it while steps remain (a workspace set up before the checklist existed does not)."""
     if not permissions.can(user, Action.MANAGE_SETTINGS):
-        return False
+        return Checklist()
     from amplify import checklist
     from amplify.ui import state
 
     with state.db() as s:
-        return not checklist.is_dismissed(s)
+        if checklist.is_dismissed(s):
+            return Checklist()
+        return Checklist(shown=True, landing=not checklist.all_done(s))
 
 
 def page_file(url_path: str) -> str:

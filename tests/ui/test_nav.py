@@ -84,3 +84,23 @@ def test_a_new_admin_lands_on_the_checklist_which_ticks_off_and_can_be_hidden(
         assert checklist.is_dismissed(s)
     at = app_as("admin")
     assert [t.value for t in at.title] == ["Review"]
+
+
+def test_an_admin_whose_steps_are_all_done_opens_on_review_with_the_list_still_in_the_menu(
+    app_as: Callable[..., AppTest],
+) -> None:
+    from amplify.models import Account
+    from tests.factories import make_delivery, make_post
+
+    account_id = add_sandbox_account()
+    with session_scope() as s:
+        account = s.get(Account, account_id)
+        assert account is not None
+        account.posting_slots = ["mon 09:00"]
+        make_delivery(s, post=make_post(s), account=account)
+    with session_scope() as s:
+        assert checklist.all_done(s) and not checklist.is_dismissed(s)
+    at = app_as("admin")
+    assert [t.value for t in at.title] == ["Review"]
+    admin = User(email="a@example.org", name="a", role="admin", active=True)
+    assert nav.checklist_for(admin) == nav.Checklist(shown=True, landing=False)
