@@ -10,11 +10,14 @@ tells "wrong key" apart from "nothing stored yet".
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
@@ -92,6 +95,16 @@ def _fernet() -> Fernet:
     if key is None:
         key = _first_key()
     return _fernet_of(key)
+
+
+def derived_fernet(purpose: str) -> Fernet:
+    """A Fernet key for one purpose, derived (HKDF-SHA256) from the workspace key: what is
+    sealed for one purpose cannot be opened as another, nor with the credentials' key."""
+    base = get_settings().fernet_key() or _first_key()
+    _fernet_of(base)  # a malformed AMPLIFY_SECRET_KEY: say so
+    raw = base64.urlsafe_b64decode(base)
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
+    return Fernet(base64.urlsafe_b64encode(hkdf.derive(raw)))
 
 
 def _first_key() -> bytes:

@@ -4,6 +4,11 @@ The browser keeps only the token (a cookie); the database keeps only its SHA-256
 copy of the database cannot be replayed as a cookie. A session lasts 14 days from the last
 time it was used (sliding), and ends at once when it is revoked: signing out, "sign out
 everywhere", a password change or reset, or the person being deactivated.
+
+The token reaches the browser's HttpOnly cookie through a handoff: the sign-in page sends the
+browser to a route with ``handoff(token)`` (sealed with a key of its own, valid for
+``HANDOFF_TTL``), and the route sets the cookie once ``claim_handoff`` accepts it. A handoff
+works only while its session is unused, so a copy (history, a log) cannot be replayed.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from cryptography.fernet import InvalidToken
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from amplify import crypto
 from amplify.models import User, UserSession, utcnow
 
 LIFETIME = timedelta(days=14)
@@ -23,6 +30,9 @@ LIFETIME = timedelta(days=14)
 TOUCH_EVERY = timedelta(minutes=5)
 # Expired or revoked rows are kept this long (the person's own page lists recent ones).
 KEEP_ENDED = timedelta(days=30)
+# A handoff is used within a second by the page that asked for it; a minute allows a slow link.
+HANDOFF_TTL = timedelta(seconds=60)
+_HANDOFF_PURPOSE = "amplify session handoff"
 
 
 def new_token() -> str:
@@ -111,6 +121,40 @@ def live_sessions(
         )
         .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
     ).all()
+
+
+def handoff(token: str, *, now: datetime | None = None) -> str:
+    """The value a browser trades, once and within ``HANDOFF_TTL``, for the cookie holding
+    ``token`` (the token itself never goes into a URL)."""
+    fernet = crypto.derived_fernet(_HANDOFF_PURPOSE)
+    when = int((now or utcnow()).timestamp())
+    return fernet.encrypt_at_time(token.encode(), when).decode()
+
+
+def claim_handoff(s: Session, value: str, *, now: datetime | None = None) -> str | None:
+    """The session token behind a fresh handoff whose session is live and still unused
+    (it is marked used here); None for anything else: expired, replayed, forged, revoked."""
+    now = now or utcnow()
+    fernet = crypto.derived_fernet(_HANDOFF_PURPOSE)
+    try:
+        token = fernet.decrypt_at_time(
+            (value or "").encode(), int(HANDOFF_TTL.total_seconds()), int(now.timestamp())
+        ).decode()
+    except (InvalidToken, UnicodeDecodeError):
+        return None
+    # Used = seen after it began; the one UPDATE makes two racing claims yield one winner.
+    result = s.execute(
+        update(UserSession)
+        .where(
+            UserSession.token_hash == hash_token(token),
+            UserSession.revoked_at.is_(None),
+            UserSession.expires_at > now,
+            UserSession.last_seen_at == UserSession.created_at,
+            UserSession.created_at < now,
+        )
+        .values(last_seen_at=now)
+    )
+    return token if getattr(result, "rowcount", 0) == 1 else None
 
 
 def _purge(s: Session, user_id: int, now: datetime) -> None:

@@ -3,14 +3,16 @@ code when the dashboard is reachable from elsewhere), password reset links, and 
 single sign-on (OIDC).
 
 The browser keeps its session in the ``amplify_sid`` cookie: an opaque random token (the
-database stores only its hash), ``SameSite=Strict``, ``Secure`` when the page is served over
-https, 14 days, refreshed while in use. Streamlit can only set a cookie from the page, so a
-small script sets it (see ``_cookie_script``); the token is useless once the session row is
-revoked, which is what signing out, "sign out everywhere", a reset and deactivation do.
+database stores only its hash), HttpOnly (no script on the page can read it), SameSite=Strict,
+Secure over https. Streamlit cannot set cookies itself, so after a sign-in the page sends the
+browser to an HTTP route that sets it (amplify/ui/cookie_routes.py, served by
+amplify/ui/server.py); the token is useless once the session row is revoked, which is what
+signing out, "sign out everywhere", a reset and deactivation do.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import streamlit as st
@@ -22,7 +24,6 @@ from amplify.errors import AmplifyError
 from amplify.models import User
 from amplify.ui import state, widgets
 
-COOKIE_MAX_AGE = int(sessions.LIFETIME.total_seconds())
 PROFILE_PAGE = "amplify/ui/pages/profile.py"
 _FORWARD_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-Ip")
 
@@ -63,23 +64,23 @@ def _sso_user() -> User | None:
 # --------------------------------------------------------------------------- the cookie
 
 
-def _cookie_script(value: str, max_age: int) -> str:
-    # The token is URL-safe base64 (no quotes, semicolons or spaces), so it is safe inline.
+def _navigate_script(url: str) -> str:
+    # The page's HTML sanitiser (DOMPurify) drops a whole script whose text has "<" before a
+    # letter or digit: so no "<" in the code, and "<" escaped in the URL.
+    target = json.dumps(url).replace("<", "\\u003c")
     return (
-        "<script>(function(){var secure=location.protocol==='https:'?'; Secure':'';"
-        f"document.cookie='{state.COOKIE}={value}; Path=/; Max-Age={max_age}; "
-        "SameSite=Strict'+secure;})();</script>"
+        "<script>(function(){var u=" + target + ";"
+        "u+=(u.indexOf('?')===-1?'?':'&')+'next='+encodeURIComponent("
+        "location.pathname+location.search);location.replace(u);})();</script>"
     )
 
 
-def _write_cookie(where: DeltaGenerator, token: str) -> None:
-    """Keep the browser's cookie in step with this session (its 14 days start again)."""
-    where.html(_cookie_script(token, COOKIE_MAX_AGE), unsafe_allow_javascript=True)
-
-
-def _clear_cookie() -> None:
-    if st.session_state.pop(state.CLEAR_COOKIE_KEY, False):
-        st.html(_cookie_script("", 0), unsafe_allow_javascript=True)
+def _navigate() -> None:
+    """Send the browser to the cookie route asked for by signing in or out (if any): it sets
+    or drops the HttpOnly cookie and brings the browser back to this page."""
+    url = st.session_state.pop(state.NAVIGATE_KEY, None)
+    if url:
+        st.html(_navigate_script(str(url)), unsafe_allow_javascript=True)
 
 
 # --------------------------------------------------------------------------- screens
@@ -161,7 +162,7 @@ def _create_first_admin(name: str, email: str, pw: str, code: str, need_code: bo
         widgets.show_error(exc)
         return
     widgets.forget("keep_first_")
-    state.remember(uid, token)
+    state.signed_in_here(uid, token)
     st.rerun()
 
 
@@ -188,7 +189,7 @@ def _sign_in_screen() -> None:
                 user_agent=state.client_header("User-Agent"),
             )
         if attempt.ok and attempt.user_id is not None:
-            state.remember(attempt.user_id, attempt.token)
+            state.signed_in_here(attempt.user_id, attempt.token)
             st.rerun()
         elif attempt.retry_at is not None:
             st.error(attempt.message, icon=":material/timer:")
@@ -236,7 +237,6 @@ def _reset_screen(token: str) -> None:
     st.query_params.clear()
     for key in (state.USER_KEY, state.TOKEN_KEY):
         st.session_state.pop(key, None)
-    st.session_state[state.CLEAR_COOKIE_KEY] = True
     widgets.flash("Your new password is saved. Sign in with it.")
     st.rerun()
 
@@ -264,7 +264,7 @@ def gate() -> User:
     nav.remember_wanted_page()
     with state.db() as s:
         empty = not users.has_users(s)
-    _clear_cookie()
+    _navigate()
     widgets.show_flashes()
     with _narrow():
         if empty:
@@ -279,9 +279,7 @@ def sidebar(user: User) -> None:
     with st.sidebar:
         st.markdown(f"**{widgets.plain(user.name)}**  \n{widgets.badge(user.role)}")
         st.page_link(PROFILE_PAGE, label="My account", icon=":material/account_circle:")
-        token = state.session_token()
-        if token:
-            _write_cookie(st.sidebar, token)
+        _navigate()
         if st.button("Sign out", key="sign_out"):
             state.sign_out()
             if sso_configured() and getattr(st.user, "is_logged_in", False):

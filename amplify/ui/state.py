@@ -1,7 +1,8 @@
 """Who is signed in, and the database session a page uses.
 
 A browser signs in once: the sign-in screen starts a server-side session (amplify.sessions)
-and the browser keeps its opaque token in the ``amplify_sid`` cookie, so a reload or a new tab
+and the browser keeps its opaque token in the HttpOnly ``amplify_sid`` cookie, set by an HTTP
+route the page sends the browser to (amplify/ui/cookie_routes.py), so a reload or a new tab
 stays signed in. On every run the session row is checked again (revoked, expired, person
 deactivated: signed out at once) and its 14-day expiry slides.
 
@@ -21,13 +22,27 @@ from sqlalchemy.orm import Session
 from amplify import sessions
 from amplify.db import session_scope
 from amplify.models import User
+from amplify.ui import cookie_routes
 
 USER_KEY = "user_id"
 TOKEN_KEY = "_amplify_sid"
-COOKIE = "amplify_sid"
+COOKIE = cookie_routes.COOKIE
 # Why the last session ended, for the sign-in screen ("deactivated" / "ended").
 ENDED_KEY = "_session_ended"
-CLEAR_COOKIE_KEY = "_clear_cookie"
+# A cookie route the browser is sent to on the next run (after signing in or out).
+NAVIGATE_KEY = "_amplify_navigate"
+_routes_served = False
+
+
+def cookie_routes_served(served: bool) -> None:
+    """amplify/ui/server.py serves the cookie routes; a bare `streamlit run app.py` does not
+    (there a sign-in lasts as long as the tab)."""
+    global _routes_served
+    _routes_served = served
+
+
+def routes_served() -> bool:
+    return _routes_served
 
 
 @contextmanager
@@ -117,8 +132,7 @@ def current_user() -> User | None:
     cookie = cookie_token()
     if cookie is not None:
         user = _resume(cookie)
-        if user is None:
-            st.session_state[CLEAR_COOKIE_KEY] = True
+        if user is None:  # ended: harmless, and replaced at the next sign-in
             return None
         remember(user.id, cookie)
         return user
@@ -132,7 +146,6 @@ def _end_here() -> None:
         st.session_state.pop(key, None)
     inactive = uid is not None and _by_id(uid) is None
     st.session_state[ENDED_KEY] = "deactivated" if inactive else "ended"
-    st.session_state[CLEAR_COOKIE_KEY] = True
 
 
 def actor(s: Session) -> User:
@@ -147,12 +160,19 @@ def actor(s: Session) -> User:
 
 
 def remember(user_id: int, token: str | None) -> None:
-    """This browser is now signed in as ``user_id`` (with a session token, normally)."""
+    """This tab is now signed in as ``user_id`` (with a session token, normally)."""
     st.session_state[USER_KEY] = user_id
     if token:
         st.session_state[TOKEN_KEY] = token
     st.session_state.pop(ENDED_KEY, None)
-    st.session_state.pop(CLEAR_COOKIE_KEY, None)
+
+
+def signed_in_here(user_id: int, token: str) -> None:
+    """A new session began in this tab (sign-in, first admin): remember it, and send the
+    browser to fetch its cookie so other tabs and reloads are signed in too."""
+    remember(user_id, token)
+    if _routes_served:
+        st.session_state[NAVIGATE_KEY] = cookie_routes.session_url(sessions.handoff(token))
 
 
 def sign_in(user: User) -> None:
@@ -161,12 +181,13 @@ def sign_in(user: User) -> None:
 
 
 def sign_out() -> None:
-    """End this browser's session (the row is revoked, so the cookie is useless) and forget
-    everything this tab held."""
+    """End this browser's session (the row is revoked, so the cookie is useless at once),
+    forget everything this tab held, and send the browser to drop its cookie."""
     digest = session_hash()
     if digest:
         with db() as s:
             sessions.revoke(s, digest)
     for key in list(st.session_state.keys()):
         del st.session_state[key]
-    st.session_state[CLEAR_COOKIE_KEY] = True
+    if _routes_served:
+        st.session_state[NAVIGATE_KEY] = cookie_routes.SIGNOUT_PATH

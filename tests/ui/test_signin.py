@@ -157,29 +157,63 @@ def _sign_in(email: str, password: str = PASSWORD):
     return at
 
 
-def _cookie_scripts(at) -> list[str]:
-    return [h.proto.body for h in at.get("html") if "amplify_sid=" in h.proto.body]
+def _navigations(at) -> list[str]:
+    return [h.proto.body for h in at.get("html") if "location.replace" in h.proto.body]
 
 
-def test_it_gives_the_browser_an_opaque_session_cookie_after_sign_in(
-    people: dict[str, int],
+@pytest.fixture
+def routes_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As under amplify/ui/server.py, which serves the cookie routes beside the app."""
+    from amplify.ui import state
+
+    monkeypatch.setattr(state, "_routes_served", True)
+
+
+def test_it_sends_the_browser_to_fetch_an_httponly_cookie_after_sign_in(
+    people: dict[str, int], routes_served: None
 ) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
     from amplify import sessions
     from amplify.models import UserSession
     from amplify.ui import state
 
     at = _sign_in("lead@example.org")
     token = at.session_state[state.TOKEN_KEY]
-    [script] = _cookie_scripts(at)
-    assert f"amplify_sid={token};" in script
-    assert "SameSite=Strict" in script and "Max-Age=1209600" in script and "Secure" in script
+    [script] = _navigations(at)
+    assert token not in script  # the token itself never goes into a URL
+    url = script.split('var u="', 1)[1].split('"', 1)[0]
+    assert urlsplit(url).path == "/auth/session"
+    [handoff] = parse_qs(urlsplit(url).query)["h"]
     with session_scope() as s:
         row = s.query(UserSession).one()
         assert row.user_id == people["lead"] and row.token_hash == sessions.hash_token(token)
+        assert sessions.claim_handoff(s, handoff) == token
+    at.run()
+    assert not _navigations(at)  # once only
+
+
+def test_it_sends_the_browser_to_drop_its_cookie_after_signing_out(
+    people: dict[str, int], routes_served: None
+) -> None:
+    at = _sign_in("volunteer@example.org")
+    at.run()
+    button(at, "Sign out").click().run()
+    [script] = _navigations(at)
+    assert 'var u="/auth/signout"' in script
+    assert "Sign in to Amplify" in texts(at)
+
+
+def test_it_keeps_the_sign_in_to_the_tab_when_served_without_the_cookie_routes(
+    people: dict[str, int],
+) -> None:
+    at = _sign_in("lead@example.org")  # `streamlit run app.py`: no routes to send the browser to
+    assert at.session_state["user_id"] == people["lead"]
+    assert not _navigations(at)
 
 
 def test_it_keeps_a_person_signed_in_after_a_reload_or_in_a_new_tab(
-    people: dict[str, int], monkeypatch
+    people: dict[str, int], monkeypatch, routes_served: None
 ) -> None:
     from amplify.ui import state
 
@@ -190,12 +224,12 @@ def test_it_keeps_a_person_signed_in_after_a_reload_or_in_a_new_tab(
     reloaded = open_app(None)
     assert reloaded.session_state["user_id"] == people["lead"]
     assert "Sign in to Amplify" not in texts(reloaded)
+    assert not _navigations(reloaded)  # a cookie already held is not fetched again
     # Signing out in the first tab ends the session the second one is using, on its next click.
     button(first, "Sign out").click().run()
     reloaded.run()
     assert "Sign in to Amplify" in texts(reloaded)
     assert "user_id" not in reloaded.session_state
-    assert any("Max-Age=0" in h.proto.body for h in reloaded.get("html"))  # cookie cleared
 
 
 def test_it_ignores_a_cookie_whose_session_was_ended(people: dict[str, int], monkeypatch) -> None:
