@@ -20,7 +20,7 @@ run: setup
 	$(VENV)/bin/amplify db upgrade
 	@echo "Amplify: open http://localhost:8501 (first visit creates the admin)."
 	@echo "Want to look around first? 'make demo' starts a separate demo workspace."
-	$(VENV)/bin/streamlit run app.py
+	$(VENV)/bin/streamlit run amplify/ui/server.py
 
 worker: setup
 	$(VENV)/bin/amplify db upgrade
@@ -28,7 +28,7 @@ worker: setup
 
 demo: setup
 	$(VENV)/bin/amplify demo
-	AMPLIFY_DATABASE_URL=sqlite:///data/demo.db AMPLIFY_EMBEDDED_WORKER=true $(VENV)/bin/streamlit run app.py
+	AMPLIFY_DATABASE_URL=sqlite:///data/demo.db AMPLIFY_EMBEDDED_WORKER=true $(VENV)/bin/streamlit run amplify/ui/server.py
 
 atproto-net: setup
 	@bash tests/atproto_net/install.sh

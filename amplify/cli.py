@@ -571,7 +571,8 @@ def demo(
         typer.echo(f"  {role}: {email}")
     typer.echo(f"  password (demo only): {people.password}")
     typer.echo(
-        f"Start it: AMPLIFY_DATABASE_URL={url} AMPLIFY_EMBEDDED_WORKER=true streamlit run app.py"
+        f"Start it: AMPLIFY_DATABASE_URL={url} AMPLIFY_EMBEDDED_WORKER=true "
+        "streamlit run amplify/ui/server.py"
     )
 
 
