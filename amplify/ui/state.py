@@ -13,6 +13,7 @@ demoted person loses access on their next click. Only the sign-in code writes th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,6 +24,8 @@ from amplify import sessions
 from amplify.db import session_scope
 from amplify.models import User
 from amplify.ui import cookie_routes
+
+log = logging.getLogger(__name__)
 
 USER_KEY = "user_id"
 TOKEN_KEY = "_amplify_sid"
@@ -39,10 +42,6 @@ def cookie_routes_served(served: bool) -> None:
     (there a sign-in lasts as long as the tab)."""
     global _routes_served
     _routes_served = served
-
-
-def routes_served() -> bool:
-    return _routes_served
 
 
 @contextmanager
@@ -173,6 +172,11 @@ def signed_in_here(user_id: int, token: str) -> None:
     remember(user_id, token)
     if _routes_served:
         st.session_state[NAVIGATE_KEY] = cookie_routes.session_url(sessions.handoff(token))
+    else:
+        log.warning(
+            "Amplify was started without amplify/ui/server.py, so a sign-in lasts only as long "
+            "as its tab; start it with `make run` (streamlit run amplify/ui/server.py)."
+        )
 
 
 def sign_in(user: User) -> None:
