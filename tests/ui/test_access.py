@@ -13,7 +13,7 @@ from amplify.ui.widgets import REFUSAL_HINT
 
 MINE = [p for p in PAGES if p.file != "reach.py"]
 ALLOWED = {
-    "volunteer": {"share.py", "my_stories.py", "amplify_page.py"},
+    "volunteer": {"share.py", "my_stories.py", "amplify_page.py", "profile.py"},
     "lead": {
         "share.py",
         "my_stories.py",
@@ -22,6 +22,7 @@ ALLOWED = {
         "calendar.py",
         "activity.py",
         "system.py",
+        "profile.py",
     },
     "admin": {p.file for p in MINE},
 }
