@@ -1,7 +1,7 @@
 """Amplify dashboard: the router. Sign-in, then the pages each role may use.
 
-Run with `streamlit run app.py` (or `make run`). Pages live in amplify/ui/pages/; each one
-checks the signed-in person's role on every run.
+Served by `amplify/ui/server.py` (`make run`), which adds the routes that set the HttpOnly sign-in
+cookie. Pages live in amplify/ui/pages/; each one checks the signed-in person's role on every run.
 """
 
 import streamlit as st
