@@ -551,26 +551,23 @@ def check_rows(
     """
     from amplify import workflow
 
-    since = utcnow() - workflow.DUPLICATE_WINDOW
-    recent = {
-        workflow._post_key(p): p.id
-        for p in s.scalars(
-            select(Post).where(
-                Post.author_id == actor.id,
-                Post.autosaved.is_(False),
-                Post.state != PostState.CANCELLED,
-                Post.created_at >= since,
-            )
-        )
-    }
+    recent: dict[Any, int] = {}
+    for post in workflow.recent_stories(s, actor.id):  # newest first
+        recent.setdefault(workflow.story_key(post), post.id)
     seen: dict[Any, int] = {}
     account_checks: dict[tuple[int, ...], tuple[list[Account], list[str]]] = {}
     stories: list[_Story] = []
     problems: list[Problem] = []
     for row in rows:
+        accounts: list[Account] | None = None  # checked only when approving
+        account_problems: list[str] = []
+        if approve:
+            if row.account_ids not in account_checks:
+                account_checks[row.account_ids] = workflow.usable_accounts(s, row.account_ids)
+            accounts, account_problems = account_checks[row.account_ids]
         try:
             media = _stored_media(row)
-            fields = workflow._clean_fields(
+            fields, key, fit_problems = workflow.check_new_story(
                 s,
                 {
                     "body": row.body,
@@ -580,14 +577,12 @@ def check_rows(
                     "preferred_time": row.scheduled_for,
                     "media": list(media),
                 },
+                accounts,
             )
         except AmplifyError as exc:
             problems.append(Problem(row.line, _reason(exc)))
             continue
         reasons: list[str] = []
-        key = workflow._content_key(
-            fields["body"], fields["link"], fields["campaign_id"], fields["target_platforms"], {}
-        )
         if key in seen:
             reasons.append(f"the same story as line {seen[key]}; remove one of them")
         elif key in recent:
@@ -596,14 +591,7 @@ def check_rows(
                 "ten minutes if you really mean to share it twice"
             )
         seen.setdefault(key, row.line)
-        if approve:
-            if row.account_ids not in account_checks:
-                account_checks[row.account_ids] = workflow._accounts(s, row.account_ids)
-            accounts, account_problems = account_checks[row.account_ids]
-            reasons.extend(account_problems)
-            draft = Post(body=fields["body"], link=fields["link"], overrides={})
-            draft.campaign = s.get(Campaign, row.campaign_id) if row.campaign_id else None
-            reasons.extend(workflow._render_problems(draft, accounts))
+        reasons.extend(account_problems + fit_problems)
         if reasons:
             problems.append(Problem(row.line, "; ".join(reasons)))
         else:

@@ -398,19 +398,29 @@ def _content_key(
     )
 
 
-def _post_key(post: Post) -> ContentKey:
+def story_key(post: Post) -> ContentKey:
+    """What makes two stories "the same story" for the double-send check."""
     return _content_key(
         post.body, post.link, post.campaign_id, post.target_platforms, post.overrides
     )
 
 
-def _refuse_twin(
-    s: Session, author_id: int, key: ContentKey, *, exclude_id: int | None, sent: bool
-) -> None:
-    """Refuse a story its author already saved (``sent``: sent for review) a moment ago.
+def _fields_key(fields: dict[str, Any]) -> ContentKey:
+    return _content_key(
+        fields["body"],
+        fields.get("link"),
+        fields.get("campaign_id"),
+        fields.get("target_platforms"),
+        fields.get("overrides"),
+    )
 
-    Autosaved copies and cancelled stories do not count: they are not a decision to share.
-    """
+
+def recent_stories(
+    s: Session, author_id: int, *, sent: bool = False, exclude_id: int | None = None
+) -> Sequence[Post]:
+    """The author's stories saved (``sent``: sent for review) within ``DUPLICATE_WINDOW``,
+    newest first. Autosaved copies and cancelled stories do not count: they are not a
+    decision to share."""
     since = utcnow() - DUPLICATE_WINDOW
     stmt = select(Post).where(
         Post.author_id == author_id,
@@ -423,8 +433,15 @@ def _refuse_twin(
         stmt = stmt.where(Post.created_at >= since)
     if exclude_id is not None:
         stmt = stmt.where(Post.id != exclude_id)
-    for twin in s.scalars(stmt.order_by(Post.id.desc())):
-        if _post_key(twin) != key:
+    return s.scalars(stmt.order_by(Post.id.desc())).all()
+
+
+def _refuse_twin(
+    s: Session, author_id: int, key: ContentKey, *, exclude_id: int | None, sent: bool
+) -> None:
+    """Refuse a story its author already saved (``sent``: sent for review) a moment ago."""
+    for twin in recent_stories(s, author_id, sent=sent, exclude_id=exclude_id):
+        if story_key(twin) != key:
             continue
         if twin.submitted_at is not None and twin.state != PostState.DRAFT:
             raise ValidationFailed(
@@ -483,14 +500,7 @@ def create_draft(
             "media": list(media),
         },
     )
-    key = _content_key(
-        fields["body"],
-        fields["link"],
-        fields["campaign_id"],
-        fields["target_platforms"],
-        fields["overrides"],
-    )
-    _refuse_twin(s, actor.id, key, exclude_id=None, sent=False)
+    _refuse_twin(s, actor.id, _fields_key(fields), exclude_id=None, sent=False)
     post = Post(author_id=actor.id, state=PostState.DRAFT, body=fields.pop("body"))
     s.add(post)
     _apply(post, fields)
@@ -524,7 +534,7 @@ def edit(
     changed = _apply(post, cleaned)
     if post.autosaved and own:
         # Saved on purpose now: no longer a copy kept while typing.
-        _refuse_twin(s, actor.id, _post_key(post), exclude_id=post.id, sent=False)
+        _refuse_twin(s, actor.id, story_key(post), exclude_id=post.id, sent=False)
         post.autosaved = False
         changed.append("autosaved")
     if changed:
@@ -546,7 +556,7 @@ def submit(s: Session, actor: User, post_id: int, *, expected_version: int | Non
     _check_version(post, expected_version)
     # An autosaved draft holds what was typed, checked or not: check it all before review.
     _clean_fields(s, {"body": post.body, "link": post.link})
-    _refuse_twin(s, post.author_id, _post_key(post), exclude_id=post.id, sent=True)
+    _refuse_twin(s, post.author_id, story_key(post), exclude_id=post.id, sent=True)
     post.autosaved = False
     post.state = PostState.SUBMITTED
     post.submitted_at = utcnow()
@@ -744,7 +754,8 @@ def _past(s: Session, when: datetime, publish_now: bool, what: str) -> list[str]
     ]
 
 
-def _accounts(s: Session, account_ids: Iterable[int]) -> tuple[list[Account], list[str]]:
+def usable_accounts(s: Session, account_ids: Iterable[int]) -> tuple[list[Account], list[str]]:
+    """The accounts a story may go out from, and why each of the others may not."""
     ids = list(dict.fromkeys(account_ids))
     if not ids:
         return [], ["Choose at least one account to publish from."]
@@ -765,6 +776,25 @@ def _accounts(s: Session, account_ids: Iterable[int]) -> tuple[list[Account], li
         else:
             accounts.append(account)
     return accounts, problems
+
+
+def check_new_story(
+    s: Session, fields: dict[str, Any], accounts: Sequence[Account] | None = None
+) -> tuple[dict[str, Any], ContentKey, list[str]]:
+    """The checks ``create_draft`` (and, given the ``accounts``, ``approve``) make of a new
+    story, without writing it: its fields normalised (ValidationFailed when one is wrong),
+    its key for the double-send check, and where its text does not fit an account's
+    platform."""
+    cleaned = _clean_fields(s, fields)
+    key = _fields_key(cleaned)
+    if accounts is None:
+        return cleaned, key, []
+    campaign_id = cleaned.get("campaign_id")
+    draft = Post(
+        body=cleaned["body"], link=cleaned.get("link"), overrides=cleaned.get("overrides") or {}
+    )
+    draft.campaign = s.get(Campaign, campaign_id) if campaign_id else None
+    return cleaned, key, _render_problems(draft, accounts)
 
 
 def approve(
@@ -801,7 +831,7 @@ def approve(
     problems = _aware(scheduled_for, "publishing time") or _past(
         s, scheduled_for, publish_now, "publishing time"
     )
-    accounts, account_problems = _accounts(s, account_ids)
+    accounts, account_problems = usable_accounts(s, account_ids)
     problems.extend(account_problems)
     if not (post.body or "").strip():
         problems.append("The story has no text; send it back to the author.")
