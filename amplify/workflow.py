@@ -488,7 +488,7 @@ def create_draft(
     media: Sequence[MediaInput] = (),
 ) -> Post:
     require(actor, Action.CREATE_DRAFT)
-    fields = _clean_fields(
+    fields, key, _ = check_new_story(
         s,
         {
             "body": body,
@@ -500,12 +500,24 @@ def create_draft(
             "media": list(media),
         },
     )
-    _refuse_twin(s, actor.id, _fields_key(fields), exclude_id=None, sent=False)
-    post = Post(author_id=actor.id, state=PostState.DRAFT, body=fields.pop("body"))
+    _refuse_twin(s, actor.id, key, exclude_id=None, sent=False)
+    return _new_draft(s, actor, fields, "post.created")
+
+
+def _new_draft(
+    s: Session, actor: User, fields: dict[str, Any], action: str, *, autosaved: bool = False
+) -> Post:
+    fields = dict(fields)
+    post = Post(
+        author_id=actor.id,
+        state=PostState.DRAFT,
+        body=fields.pop("body", ""),
+        autosaved=autosaved,
+    )
     s.add(post)
     _apply(post, fields)
     _flush(s)
-    audit(s, actor, "post.created", "post", post.id)
+    audit(s, actor, action, "post", post.id)
     _flush(s)
     return post
 
@@ -638,15 +650,7 @@ def autosave(
         raise ValidationFailed([f"These cannot be autosaved: {', '.join(sorted(unknown))}."])
     cleaned = _lenient_fields(s, fields)
     if post_id is None:
-        post = Post(
-            author_id=actor.id, state=PostState.DRAFT, body=cleaned.pop("body", ""), autosaved=True
-        )
-        s.add(post)
-        _apply(post, cleaned)
-        _flush(s)
-        audit(s, actor, "post.autosaved", "post", post.id)
-        _flush(s)
-        return post
+        return _new_draft(s, actor, cleaned, "post.autosaved", autosaved=True)
     post = get_post(s, post_id)
     if post.author_id != actor.id:
         raise NotAllowed("Only the author's own drafts are kept while typing.")
