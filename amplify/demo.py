@@ -99,29 +99,15 @@ def _populate(s: Session, rng: random.Random, days: int) -> None:
     now = utcnow()
     setup = now - timedelta(days=days + 2)  # when the admin set the workspace up
     pw = hash_password(DEMO_PASSWORD)
-    admin = User(
-        email="admin@demo.example",
-        name="Ada Admin",
-        role=Role.ADMIN,
-        password_hash=pw,
-        created_at=setup,
-    )
-    lead = User(
-        email="lead@demo.example",
-        name="Lee Lead",
-        role=Role.LEAD,
-        password_hash=pw,
-        created_at=setup,
-    )
+
+    def user(login: str, name: str, role: Role) -> User:
+        email = f"{login}@demo.example"
+        return User(email=email, name=name, role=role, password_hash=pw, created_at=setup)
+
+    admin = user("admin", "Ada Admin", Role.ADMIN)
+    lead = user("lead", "Lee Lead", Role.LEAD)
     volunteers = [
-        User(
-            email=f"{n.lower()}@demo.example",
-            name=f"{n} Volunteer",
-            role=Role.VOLUNTEER,
-            password_hash=pw,
-            created_at=setup,
-        )
-        for n in ("Val", "Vic", "Vera", "Van")
+        user(n.lower(), f"{n} Volunteer", Role.VOLUNTEER) for n in ("Val", "Vic", "Vera", "Van")
     ]
     s.add_all([admin, lead, *volunteers])
     s.flush()
