@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from factories import make_account, make_delivery, make_post
@@ -65,6 +65,22 @@ def _published(s: Session, account: Account, n: int, *, at: datetime) -> list[De
         )
         for i in range(n)
     ]
+
+
+def _reshared_by(
+    s: Session, delivery: Delivery, uid: str, handle: str, followers: int, **extra: Any
+) -> None:
+    """The platform lists ``handle`` among the people who reshared ``delivery``."""
+    s.add(
+        Spreader(
+            delivery_id=delivery.id,
+            platform=delivery.account.platform,
+            remote_user_id=uid,
+            handle=handle,
+            followers_count=followers,
+            **extra,
+        )
+    )
 
 
 def test_it_reads_250_x_records_in_3_calls_and_250_bluesky_records_in_10(
@@ -204,25 +220,8 @@ def test_it_counts_each_account_once_in_potential_reach(session: Session) -> Non
         (db, "u9", "nurse_ann.bsky", 80),
         (dx, "org", "chapter", 1000),
     ]:
-        session.add(
-            Spreader(
-                delivery_id=delivery.id,
-                platform=delivery.account.platform,
-                remote_user_id=uid,
-                handle=handle,
-                followers_count=followers,
-            )
-        )
-    session.add(
-        Spreader(
-            delivery_id=dx.id,
-            platform="x",
-            remote_user_id="u1",
-            handle="nurse_ann",
-            followers_count=120,
-            kind="quote",
-        )
-    )
+        _reshared_by(session, delivery, uid, handle, followers)
+    _reshared_by(session, dx, "u1", "nurse_ann", 120, kind="quote")
     session.flush()
 
     result = metrics.potential_reach(session, post.id)
@@ -253,15 +252,7 @@ def test_it_counts_an_untested_advocate_once_at_the_count_seen_among_resharers(
         status="published",
         source_id=original.id,
     )
-    session.add(
-        Spreader(
-            delivery_id=original.id,
-            platform="bluesky",
-            remote_user_id="did:ann",
-            handle="@ann.example.test",
-            followers_count=19,
-        )
-    )
+    _reshared_by(session, original, "did:ann", "@ann.example.test", 19)
     session.flush()
 
     result = metrics.potential_reach(session, post.id)
@@ -299,15 +290,8 @@ def test_it_lists_advocates_reshares_under_reshared_by_not_as_publishers(
             status="published",
             source_id=original.id,
         )
-        session.add(  # the platform lists the same reshare among the original's reposters
-            Spreader(
-                delivery_id=original.id,
-                platform="bluesky",
-                remote_user_id=f"did:adv{n}",
-                handle=advocate.handle,
-                followers_count=10 + n,
-            )
-        )
+        # The platform lists the same reshare among the original's reposters.
+        _reshared_by(session, original, f"did:adv{n}", advocate.handle, 10 + n)
     session.flush()
 
     result = metrics.potential_reach(session, post.id)
@@ -434,24 +418,9 @@ def test_it_counts_an_advocate_on_another_mastodon_server_once(session: Session)
         owner_id=post.author_id,
     )
     d = make_delivery(session, post=post, account=org, status="published", remote_id="10")
-    session.add(
-        Spreader(
-            delivery_id=d.id,
-            platform="mastodon",
-            remote_user_id="99",
-            handle="ann@b.example",
-            followers_count=20,
-        )
-    )
-    session.add(  # a local account whose id happens to be Ann's id on her own server
-        Spreader(
-            delivery_id=d.id,
-            platform="mastodon",
-            remote_user_id="5",
-            handle="bo",
-            followers_count=7,
-        )
-    )
+    _reshared_by(session, d, "99", "ann@b.example", 20)
+    # A local account whose id happens to be Ann's id on her own server.
+    _reshared_by(session, d, "5", "bo", 7)
     session.flush()
 
     result = metrics.potential_reach(session, post.id)
