@@ -24,7 +24,6 @@ from amplify.errors import AmplifyError
 from amplify.models import User
 from amplify.ui import state, widgets
 
-PROFILE_PAGE = "amplify/ui/pages/profile.py"
 _FORWARD_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-Ip")
 
 
@@ -278,7 +277,6 @@ def gate() -> User:
 def sidebar(user: User) -> None:
     with st.sidebar:
         st.markdown(f"**{widgets.plain(user.name)}**  \n{widgets.badge(user.role)}")
-        st.page_link(PROFILE_PAGE, label="My account", icon=":material/account_circle:")
         _navigate()
         if st.button("Sign out", key="sign_out"):
             state.sign_out()
