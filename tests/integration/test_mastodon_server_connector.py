@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -445,81 +446,50 @@ def test_a_crash_before_mastodon_accepted_sends_the_post_once_despite_last_weeks
     server: FakeMastodonServer, sqlite_url: str
 ) -> None:
     from amplify import publisher, queue
-    from amplify.db import session_factory
-    from amplify.models import Delivery, DeliveryStatus, utcnow
-    from tests.factories import make_account, make_delivery
+    from tests.integration.crash_helpers import (
+        claimed_delivery,
+        published_remote_id,
+        reconcile_later,
+    )
 
     (old,) = _last_week(server, REMINDER)
-    factory = session_factory(sqlite_url)
-    with factory() as s:
-        account = make_account(
-            s,
-            platform="mastodon",
-            handle="amplify",
-            service_url=server.url,
-            credentials={"access_token": TOKEN},
-        )
-        did = make_delivery(s, account=account, texts=[REMINDER], next_attempt_at=utcnow()).id
-        s.commit()
-    assert queue.claim_due(factory, "w1", limit=1) == [did]  # ... and the worker dies
-    later = utcnow() + timedelta(hours=1)
-    with factory() as s:
-        queue.expire_leases(s, now=later)
-        s.commit()
-    queue.claim_reconcile(factory, "w2", limit=1, now=later)
-    assert publisher.reconcile_one(factory, did, "w2") == "requeued"  # last week's is not it
+    factory, did = claimed_delivery(sqlite_url, REMINDER, **_account(server))  # w1 dies
+    assert reconcile_later(factory, did, hours=1) == "requeued"  # last week's is not it
     assert queue.claim_due(factory, "w2", limit=1) == [did]
     assert publisher.publish_one(factory, did, "w2") == "published"
     statuses = server.posts_of("amplify")
     assert [s.text for s in statuses] == [REMINDER, REMINDER]
-    with factory() as s:
-        delivery = s.get(Delivery, did)
-        assert delivery is not None and delivery.status == DeliveryStatus.PUBLISHED
-        assert delivery.remote_id == statuses[1].id != old
+    assert published_remote_id(factory, did) == statuses[1].id != old
 
 
 def test_a_crash_after_mastodon_accepted_records_this_weeks_status(
     server: FakeMastodonServer, sqlite_url: str
 ) -> None:
-    from amplify import publisher, queue
-    from amplify.db import session_factory
-    from amplify.models import Delivery, DeliveryStatus, utcnow
-    from tests.factories import make_account, make_delivery
+    from tests.integration.crash_helpers import (
+        claimed_delivery,
+        published_remote_id,
+        reconcile_later,
+        send_and_lose_the_answer,
+    )
 
     (old,) = _last_week(server, REMINDER)
-    factory = session_factory(sqlite_url)
-    with factory() as s:
-        account = make_account(
-            s,
-            platform="mastodon",
-            handle="amplify",
-            service_url=server.url,
-            credentials={"access_token": TOKEN},
-        )
-        did = make_delivery(s, account=account, texts=[REMINDER], next_attempt_at=utcnow()).id
-        s.commit()
-    assert queue.claim_due(factory, "w1", limit=1) == [did]
+    factory, did = claimed_delivery(sqlite_url, REMINDER, **_account(server))
     server.inject(method="POST", path="/api/v1/statuses", reset_after=True)
-    with factory() as s:  # the worker sends, Mastodon accepts, the worker dies
-        delivery = s.get(Delivery, did)
-        assert delivery is not None
-        with pytest.raises(TransientError):
-            publisher._default_connector_for(delivery.account).publish(
-                publisher.outgoing_for(delivery)
-            )
+    send_and_lose_the_answer(factory, did)  # Mastodon accepts, the worker dies
     server.advance(2 * 3600)  # the Idempotency-Key is forgotten: only the text can tell
-    later = utcnow() + timedelta(hours=2)
-    with factory() as s:
-        queue.expire_leases(s, now=later)
-        s.commit()
-    queue.claim_reconcile(factory, "w2", limit=1, now=later)
-    assert publisher.reconcile_one(factory, did, "w2") == "published"
+    assert reconcile_later(factory, did, hours=2) == "published"
     statuses = server.posts_of("amplify")
     assert len(statuses) == 2
-    with factory() as s:
-        delivery = s.get(Delivery, did)
-        assert delivery is not None and delivery.status == DeliveryStatus.PUBLISHED
-        assert delivery.remote_id == statuses[1].id != old
+    assert published_remote_id(factory, did) == statuses[1].id != old
+
+
+def _account(server: FakeMastodonServer) -> dict[str, Any]:
+    return {
+        "platform": "mastodon",
+        "handle": "amplify",
+        "service_url": server.url,
+        "credentials": {"access_token": TOKEN},
+    }
 
 
 @pytest.mark.parametrize("garbage", ["missing_ids", "wrong_types", "html"])

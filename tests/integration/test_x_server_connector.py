@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -463,38 +464,19 @@ def test_it_reports_a_201_without_data_as_transient_and_finds_the_post_on_retry(
 def test_a_crash_after_x_accepted_ends_with_exactly_one_new_post_beside_last_weeks(
     server: XFakeServer, sqlite_url: str
 ) -> None:
-    from amplify import publisher, queue
-    from amplify.db import session_factory
-    from amplify.models import Delivery, DeliveryStatus, utcnow
-    from tests.factories import make_account, make_delivery
+    from tests.integration.crash_helpers import (
+        claimed_delivery,
+        published_remote_id,
+        reconcile_later,
+        send_and_lose_the_answer,
+    )
 
     (old,) = posted_before(server, REMINDER, ago=timedelta(days=7))
-    factory = session_factory(sqlite_url)
-    with factory() as s:
-        account = make_account(
-            s, platform="x", handle="amplify_org", service_url=server.url, credentials=CREDS
-        )
-        did = make_delivery(s, account=account, texts=[REMINDER], next_attempt_at=utcnow()).id
-        s.commit()
-    assert queue.claim_due(factory, "w1", limit=1) == [did]
+    factory, did = claimed_delivery(sqlite_url, REMINDER, **_account(server))
     server.inject("hang", endpoint="POST /2/tweets", after=True, hang_seconds=0.5)
-    with factory() as s:  # the worker sends, X accepts, the worker dies before the receipt
-        delivery = s.get(Delivery, did)
-        assert delivery is not None
-        with pytest.raises(TransientError):
-            publisher._default_connector_for(delivery.account).publish(
-                publisher.outgoing_for(delivery)
-            )
-    later = utcnow() + timedelta(hours=1)
-    with factory() as s:
-        assert queue.expire_leases(s, now=later) == [did]
-        s.commit()
-    assert queue.claim_reconcile(factory, "w2", limit=1, now=later) == [did]
-    assert publisher.reconcile_one(factory, did, "w2") == "published"
-    with factory() as s:
-        delivery = s.get(Delivery, did)
-        assert delivery is not None and delivery.status == DeliveryStatus.PUBLISHED
-        assert delivery.remote_id == server.posts[1]["id"] != old
+    send_and_lose_the_answer(factory, did)  # X accepts, the worker dies before the receipt
+    assert reconcile_later(factory, did, hours=1) == "published"
+    assert published_remote_id(factory, did) == server.posts[1]["id"] != old
     assert server.stats()["posts_created"] == 1
     assert [p["text"] for p in server.posts] == [REMINDER, REMINDER]
 
@@ -503,30 +485,26 @@ def test_a_crash_before_x_accepted_sends_the_post_once_despite_last_weeks(
     server: XFakeServer, sqlite_url: str
 ) -> None:
     from amplify import publisher, queue
-    from amplify.db import session_factory
-    from amplify.models import Delivery, DeliveryStatus, utcnow
-    from tests.factories import make_account, make_delivery
+    from tests.integration.crash_helpers import (
+        claimed_delivery,
+        published_remote_id,
+        reconcile_later,
+    )
 
     (old,) = posted_before(server, REMINDER, ago=timedelta(days=7))
-    factory = session_factory(sqlite_url)
-    with factory() as s:
-        account = make_account(
-            s, platform="x", handle="amplify_org", service_url=server.url, credentials=CREDS
-        )
-        did = make_delivery(s, account=account, texts=[REMINDER], next_attempt_at=utcnow()).id
-        s.commit()
-    assert queue.claim_due(factory, "w1", limit=1) == [did]  # ... and the worker dies
-    later = utcnow() + timedelta(hours=1)
-    with factory() as s:
-        queue.expire_leases(s, now=later)
-        s.commit()
-    queue.claim_reconcile(factory, "w2", limit=1, now=later)
-    assert publisher.reconcile_one(factory, did, "w2") == "requeued"  # last week's is not it
+    factory, did = claimed_delivery(sqlite_url, REMINDER, **_account(server))  # w1 dies
+    assert reconcile_later(factory, did, hours=1) == "requeued"  # last week's is not it
     assert queue.claim_due(factory, "w2", limit=1) == [did]
     assert publisher.publish_one(factory, did, "w2") == "published"
-    with factory() as s:
-        delivery = s.get(Delivery, did)
-        assert delivery is not None and delivery.status == DeliveryStatus.PUBLISHED
-        assert delivery.remote_id != old
+    assert published_remote_id(factory, did) != old
     assert server.stats()["posts_created"] == 1
     assert server.posts[0]["id"] == old and server.posts[0]["text"] == REMINDER
+
+
+def _account(server: XFakeServer) -> dict[str, Any]:
+    return {
+        "platform": "x",
+        "handle": "amplify_org",
+        "service_url": server.url,
+        "credentials": CREDS,
+    }
