@@ -67,6 +67,18 @@ def _published(s: Session, account: Account, n: int, *, at: datetime) -> list[De
     ]
 
 
+def _amplified(s: Session, original: Delivery, advocate: Account) -> None:
+    """The advocate's account reshared ``original`` through Amplify."""
+    make_delivery(
+        s,
+        post=original.post,
+        account=advocate,
+        kind=DeliveryKind.REPOST,
+        status="published",
+        source_id=original.id,
+    )
+
+
 def _reshared_by(
     s: Session, delivery: Delivery, uid: str, handle: str, followers: int, **extra: Any
 ) -> None:
@@ -205,14 +217,7 @@ def test_it_counts_each_account_once_in_potential_reach(session: Session) -> Non
     )
     dx = make_delivery(session, post=post, account=org_x, status="published", remote_id="1")
     db = make_delivery(session, post=post, account=org_bsky, status="published", remote_id="2")
-    make_delivery(
-        session,
-        post=post,
-        account=advocate,
-        kind=DeliveryKind.REPOST,
-        status="published",
-        source_id=db.id,
-    )
+    _amplified(session, db, advocate)
     # The same person reshared on two deliveries, and the org's own account shows up too.
     for delivery, uid, handle, followers in [
         (dx, "u1", "nurse_ann", 120),
@@ -244,14 +249,7 @@ def test_it_counts_an_untested_advocate_once_at_the_count_seen_among_resharers(
         session, platform="bluesky", handle="Ann.Example.Test", owner_id=post.author_id
     )
     original = make_delivery(session, post=post, account=org, status="published", remote_id="1")
-    make_delivery(
-        session,
-        post=post,
-        account=advocate,
-        kind=DeliveryKind.REPOST,
-        status="published",
-        source_id=original.id,
-    )
+    _amplified(session, original, advocate)
     _reshared_by(session, original, "did:ann", "@ann.example.test", 19)
     session.flush()
 
@@ -282,14 +280,7 @@ def test_it_lists_advocates_reshares_under_reshared_by_not_as_publishers(
             followers_count=10 + n,
             owner_id=post.author_id,
         )
-        make_delivery(
-            session,
-            post=post,
-            account=advocate,
-            kind=DeliveryKind.REPOST,
-            status="published",
-            source_id=original.id,
-        )
+        _amplified(session, original, advocate)
         # The platform lists the same reshare among the original's reposters.
         _reshared_by(session, original, f"did:adv{n}", advocate.handle, 10 + n)
     session.flush()
