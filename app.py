@@ -31,5 +31,8 @@ pages = nav.pages_for(user, checklist=nav.checklist_for(user))
 page = st.navigation(pages, expanded=True)  # every page in view: admins have 13
 nav.open_wanted_page(pages)
 auth.sidebar(user)
-widgets.show_flashes()
+# One container whether or not there are messages, so the page below keeps its place:
+# otherwise an open expander or chosen tab resets on the run after a message shows.
+with st.container():
+    widgets.show_flashes()
 page.run()
