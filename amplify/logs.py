@@ -28,6 +28,9 @@ NOISY = (
     "mastodon",
     "tweepy",
     "apprise",
+    # The web server's access log: a line per page asset (hundreds a minute), and the
+    # sign-in handoff (/auth/session?h=...) carries a one-time credential in its address.
+    "uvicorn.access",
 )
 
 _PATTERNS = [

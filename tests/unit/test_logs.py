@@ -40,6 +40,16 @@ def test_it_holds_libraries_that_print_secrets_at_warning(caplog):
     assert logging.getLogger("amplify").getEffectiveLevel() == logging.DEBUG
 
 
+def test_it_keeps_the_web_servers_access_log_with_its_sign_in_handoffs_quiet():
+    # Streamlit's st.App (make run) logs every request through uvicorn.access at INFO,
+    # including /auth/session?h=<one-time sign-in handoff>.
+    access = logging.getLogger("uvicorn.access")
+    access.setLevel(logging.INFO)
+    configure(logging.DEBUG)
+    assert not access.isEnabledFor(logging.INFO)
+    assert access.isEnabledFor(logging.WARNING)
+
+
 def test_it_filters_records_before_they_are_written():
     record = logging.LogRecord(
         "x", logging.INFO, __file__, 1, "token %s", ("access_token=s3cret",), None
