@@ -24,6 +24,7 @@ from amplify.models import (
     PostMedia,
     PostState,
     Role,
+    Spreader,
     User,
     utcnow,
 )
@@ -123,3 +124,26 @@ def make_delivery(
     s.add(delivery)
     s.flush()
     return delivery
+
+
+def make_spreader(
+    s: Session,
+    delivery: Delivery,
+    remote_user_id: str,
+    handle: str,
+    followers_count: int | None,
+    **fields: Any,
+) -> Spreader:
+    """Someone the platform lists among those who reshared ``delivery`` (a repost unless
+    ``kind="quote"``)."""
+    spreader = Spreader(
+        delivery_id=delivery.id,
+        platform=delivery.account.platform,
+        remote_user_id=remote_user_id,
+        handle=handle,
+        followers_count=followers_count,
+        **fields,
+    )
+    s.add(spreader)
+    s.flush()
+    return spreader

@@ -14,9 +14,9 @@ from streamlit.testing.v1 import AppTest
 
 from amplify import csvsafe, snapshots
 from amplify.db import session_scope
-from amplify.models import DeliveryStatus, Spreader, User, utcnow
+from amplify.models import DeliveryStatus, User, utcnow
 from connectors.base import Metrics
-from tests.factories import make_account, make_delivery, make_post
+from tests.factories import make_account, make_delivery, make_post, make_spreader
 
 FORMULA = '=HYPERLINK("http://x","y")'
 
@@ -30,16 +30,7 @@ def _formula_story(author_id: int) -> None:
             s, post=post, account=org, status=DeliveryStatus.PUBLISHED, published_at=when
         )
         snapshots.append(s, d, Metrics("1", likes=2, reposts=1), when + timedelta(hours=1))
-        s.add(
-            Spreader(
-                delivery_id=d.id,
-                platform="sandbox",
-                remote_user_id="evil",
-                handle="@evil",
-                followers_count=100,
-                kind="repost",
-            )
-        )
+        make_spreader(s, d, "evil", "@evil", 100)
 
 
 def test_every_reach_download_is_safe_to_open_in_a_spreadsheet(

@@ -12,10 +12,10 @@ from uikit import texts
 
 from amplify import analytics, snapshots
 from amplify.db import session_scope
-from amplify.models import DeliveryKind, DeliveryStatus, Spreader, User, utcnow
+from amplify.models import DeliveryKind, DeliveryStatus, User, utcnow
 from amplify.ui import charts
 from connectors.base import Metrics
-from tests.factories import make_account, make_delivery, make_post
+from tests.factories import make_account, make_delivery, make_post, make_spreader
 
 
 def _published_story(author_id: int) -> int:
@@ -30,16 +30,7 @@ def _published_story(author_id: int) -> int:
         snapshots.append(
             s, d, Metrics("1", likes=12, reposts=3, simulated=True), when + timedelta(hours=1)
         )
-        s.add(
-            Spreader(
-                delivery_id=d.id,
-                platform="sandbox",
-                remote_user_id="fan",
-                handle="fan.sandbox",
-                followers_count=100,
-                kind="repost",
-            )
-        )
+        make_spreader(s, d, "fan", "fan.sandbox", 100)
         return post.id
 
 
@@ -116,15 +107,8 @@ def test_it_counts_publishers_apart_from_advocates_who_reshared(
                 published_at=utcnow(),
                 source_id=original.id,
             )
-            s.add(  # the same reshare, as the platform lists it
-                Spreader(
-                    delivery_id=original.id,
-                    platform="bluesky",
-                    remote_user_id=f"did:a{n}",
-                    handle=advocate.handle,
-                    followers_count=10,
-                )
-            )
+            # The same reshare, as the platform lists it.
+            make_spreader(s, original, f"did:a{n}", advocate.handle, 10)
         original.spreaders_unseen = 4
     at = app_as("lead", "reach.py")
     assert not at.exception, [e.value for e in at.exception]

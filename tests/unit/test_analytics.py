@@ -10,7 +10,14 @@ from sqlalchemy import func, select
 from amplify import analytics, snapshots
 from amplify.models import DeliveryKind, DeliveryStatus, EngagementDaily, MetricSnapshot, utcnow
 from connectors.base import Metrics
-from tests.factories import make_account, make_campaign, make_delivery, make_post, make_user
+from tests.factories import (
+    make_account,
+    make_campaign,
+    make_delivery,
+    make_post,
+    make_spreader,
+    make_user,
+)
 
 
 def _published(s, *, post=None, account=None, kind=DeliveryKind.POST, hours_ago=30, **kw):
@@ -106,36 +113,9 @@ def test_it_counts_each_account_once_in_potential_reach(session):
     org = make_account(session, platform="bluesky", followers_count=1000, remote_user_id="did:org")
     post = make_post(session)
     d = _published(session, post=post, account=org)
-    from amplify.models import Spreader
-
-    session.add_all(
-        [
-            Spreader(
-                delivery_id=d.id,
-                platform="bluesky",
-                remote_user_id="did:a",
-                handle="a",
-                followers_count=200,
-                kind="repost",
-            ),
-            Spreader(
-                delivery_id=d.id,
-                platform="bluesky",
-                remote_user_id="did:a",
-                handle="a",
-                followers_count=200,
-                kind="quote",
-            ),
-            Spreader(
-                delivery_id=d.id,
-                platform="bluesky",
-                remote_user_id="did:b",
-                handle="b",
-                followers_count=None,
-                kind="repost",
-            ),
-        ]
-    )
+    make_spreader(session, d, "did:a", "a", 200)
+    make_spreader(session, d, "did:a", "a", 200, kind="quote")
+    make_spreader(session, d, "did:b", "b", None)
     session.commit()
     spread = analytics.spread(session, post.id)
     assert spread.potential_reach == 1200
@@ -184,17 +164,7 @@ def test_it_credits_an_advocate_who_reshared_with_their_own_click(session):
     org = make_account(session, platform="x", followers_count=900, remote_user_id="1")
     post = make_post(session)
     d = _published(session, post=post, account=org, remote_id="77")
-    from amplify.models import Spreader
-
-    session.add(
-        Spreader(
-            delivery_id=d.id,
-            platform="x",
-            remote_user_id="4242",
-            handle="clicker_ann",
-            followers_count=40,
-        )
-    )
+    make_spreader(session, d, "4242", "clicker_ann", 40)
     session.commit()
     advs = analytics.advocate_leaderboard(session, _period())
     # Our account's own reading (42) counts, once, under the advocate's name.
@@ -222,7 +192,6 @@ def test_it_names_stories_by_first_words_and_tells_repeated_openings_apart():
 
 def test_it_computes_everything_the_reach_page_shows_on_both_databases(db_url):
     from amplify.db import session_factory
-    from amplify.models import Spreader
 
     with session_factory(db_url)() as s:
         adv = make_user(s, role="volunteer", name="Advocate")
@@ -234,15 +203,7 @@ def test_it_computes_everything_the_reach_page_shows_on_both_databases(db_url):
         d = _published(s, post=post, account=org, remote_id="1")
         _published(s, post=post, account=mine, kind=DeliveryKind.REPOST, source_id=d.id)
         snapshots.append(s, d, Metrics("1", likes=4, reposts=1))
-        s.add(
-            Spreader(
-                delivery_id=d.id,
-                platform="bluesky",
-                remote_user_id="did:a",
-                handle=mine.handle,
-                followers_count=30,
-            )
-        )
+        make_spreader(s, d, "did:a", mine.handle, 30)
         s.commit()
         period = _period()
         top = analytics.top_posts(s, period)

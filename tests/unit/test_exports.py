@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from amplify import analytics, csvsafe, snapshots
 from amplify.cli import app
 from amplify.db import session_scope
-from amplify.models import DeliveryStatus, Spreader, utcnow
+from amplify.models import DeliveryStatus, utcnow
 from amplify.report import delivery_rows, to_csv
 from connectors.base import Metrics
-from tests.factories import make_account, make_delivery, make_post, make_user
+from tests.factories import make_account, make_delivery, make_post, make_spreader, make_user
 
 FORMULA = '=HYPERLINK("http://x","y")'
 runner = CliRunner()
@@ -54,16 +54,7 @@ def _published_formula_story(url: str) -> int:
             last_error="-2+3 went wrong",
         )
         snapshots.append(s, d, Metrics("1", likes=4, reposts=1), when + timedelta(hours=1))
-        s.add(
-            Spreader(
-                delivery_id=d.id,
-                platform="sandbox",
-                remote_user_id="evil",
-                handle="+cmd|' /C calc'!A0",
-                followers_count=10,
-                kind="repost",
-            )
-        )
+        make_spreader(s, d, "evil", "+cmd|' /C calc'!A0", 10)
         return post.id
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
-from factories import make_account, make_delivery, make_post
+from factories import make_account, make_delivery, make_post, make_spreader
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -76,22 +76,6 @@ def _amplified(s: Session, original: Delivery, advocate: Account) -> None:
         kind=DeliveryKind.REPOST,
         status="published",
         source_id=original.id,
-    )
-
-
-def _reshared_by(
-    s: Session, delivery: Delivery, uid: str, handle: str, followers: int, **extra: Any
-) -> None:
-    """The platform lists ``handle`` among the people who reshared ``delivery``."""
-    s.add(
-        Spreader(
-            delivery_id=delivery.id,
-            platform=delivery.account.platform,
-            remote_user_id=uid,
-            handle=handle,
-            followers_count=followers,
-            **extra,
-        )
     )
 
 
@@ -225,8 +209,8 @@ def test_it_counts_each_account_once_in_potential_reach(session: Session) -> Non
         (db, "u9", "nurse_ann.bsky", 80),
         (dx, "org", "chapter", 1000),
     ]:
-        _reshared_by(session, delivery, uid, handle, followers)
-    _reshared_by(session, dx, "u1", "nurse_ann", 120, kind="quote")
+        make_spreader(session, delivery, uid, handle, followers)
+    make_spreader(session, dx, "u1", "nurse_ann", 120, kind="quote")
     session.flush()
 
     result = metrics.potential_reach(session, post.id)
@@ -250,7 +234,7 @@ def test_it_counts_an_untested_advocate_once_at_the_count_seen_among_resharers(
     )
     original = make_delivery(session, post=post, account=org, status="published", remote_id="1")
     _amplified(session, original, advocate)
-    _reshared_by(session, original, "did:ann", "@ann.example.test", 19)
+    make_spreader(session, original, "did:ann", "@ann.example.test", 19)
     session.flush()
 
     result = metrics.potential_reach(session, post.id)
@@ -282,7 +266,7 @@ def test_it_lists_advocates_reshares_under_reshared_by_not_as_publishers(
         )
         _amplified(session, original, advocate)
         # The platform lists the same reshare among the original's reposters.
-        _reshared_by(session, original, f"did:adv{n}", advocate.handle, 10 + n)
+        make_spreader(session, original, f"did:adv{n}", advocate.handle, 10 + n)
     session.flush()
 
     result = metrics.potential_reach(session, post.id)
@@ -409,9 +393,9 @@ def test_it_counts_an_advocate_on_another_mastodon_server_once(session: Session)
         owner_id=post.author_id,
     )
     d = make_delivery(session, post=post, account=org, status="published", remote_id="10")
-    _reshared_by(session, d, "99", "ann@b.example", 20)
+    make_spreader(session, d, "99", "ann@b.example", 20)
     # A local account whose id happens to be Ann's id on her own server.
-    _reshared_by(session, d, "5", "bo", 7)
+    make_spreader(session, d, "5", "bo", 7)
     session.flush()
 
     result = metrics.potential_reach(session, post.id)
