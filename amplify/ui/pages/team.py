@@ -17,6 +17,19 @@ from amplify.ui import state, widgets
 ROLES = [r.value for r in Role]
 
 
+def _fresh(prefix: str) -> str:
+    """The key prefix of a form's fields in its current generation. Forgetting a widget's key
+    does not empty it (the browser sends its value back with the next click), so once a
+    form has done its job, ``_next`` moves it to new keys: new widgets, drawn empty."""
+    gen = st.session_state.get(f"{prefix}gen", 0)
+    return f"{prefix}{gen}_" if gen else prefix
+
+
+def _next(prefix: str) -> None:
+    widgets.forget(prefix)
+    st.session_state[f"{prefix}gen"] = st.session_state.get(f"{prefix}gen", 0) + 1
+
+
 # --------------------------------------------------------------------------- people
 
 
@@ -62,19 +75,21 @@ def _people() -> None:
             st.rerun()
         _reset_link(uid, person.name, person.active)
     with st.expander("Add a person"):
-        name = st.text_input("Name", key="keep_tm_new_name")
-        email = st.text_input("Email", key="keep_tm_new_email")
-        role = st.selectbox("Role", ROLES, key="keep_tm_new_role")
+        new = _fresh("keep_tm_new_")
+        name = st.text_input("Name", key=f"{new}name")
+        email = st.text_input("Email", key=f"{new}email")
+        role = st.selectbox("Role", ROLES, key=f"{new}role")
         pw = st.text_input(
             "First password (they can change it)",
             type="password",
-            key="tm_new_pw",
+            key=widgets.secret_key("tm_new", "pw"),
             autocomplete="new-password",
         )
         if st.button("Add person", type="primary") and widgets.run_action(
             lambda: _add(name, email, role, pw), f"Added {widgets.plain(name)} as {role}."
         ):
-            widgets.forget("keep_tm_new_")
+            widgets.clear_secret_fields("tm_new")
+            _next("keep_tm_new_")
             st.rerun()
 
 
@@ -193,15 +208,16 @@ def _channels() -> None:
         ):
             st.rerun()
     with st.expander("Add a channel"):
-        label = st.text_input("Name", key="keep_tm_ch_label")
+        new = _fresh("keep_tm_ch_")
+        label = st.text_input("Name", key=f"{new}label")
         url = st.text_input("Apprise URL", type="password", key=widgets.secret_key("tm_ch", "url"))
-        st.session_state.setdefault("keep_tm_ch_who", ["leads"])
-        who = st.multiselect("Who it is for", list(notify_channels.AUDIENCES), key="keep_tm_ch_who")
+        st.session_state.setdefault(f"{new}who", ["leads"])
+        who = st.multiselect("Who it is for", list(notify_channels.AUDIENCES), key=f"{new}who")
         if st.button("Add channel") and widgets.run_action(
             lambda: _add_channel(label, url, who), f"Channel {widgets.plain(label)} added."
         ):
             widgets.clear_secret_fields("tm_ch")
-            widgets.forget("keep_tm_ch_")
+            _next("keep_tm_ch_")
             st.rerun()
 
 
