@@ -10,36 +10,23 @@ from sqlalchemy import select
 
 from amplify import workflow
 from amplify.errors import IllegalTransition, NotAllowed, ValidationFailed
-from amplify.models import Account, AuditEvent, Post, PostState, User, utcnow
+from amplify.models import AuditEvent, Post, PostState, utcnow
+from tests.factories import make_account, make_user
 
 WHEN = datetime(2031, 5, 4, 15, 30, tzinfo=UTC)
 STORY = "Our clinic cut wait times by half."
 LONG = " ".join(["Volunteers staffed the screening tent all weekend long."] * 40)
 
 
-def _user(s, role: str, name: str) -> User:
-    user = User(email=f"{name}@example.org", name=name, role=role, password_hash="x")
-    s.add(user)
-    s.flush()
-    return user
-
-
 @pytest.fixture
 def people(session):
     people = {
-        "lead": _user(session, "lead", "lee"),
-        "vol": _user(session, "volunteer", "val"),
-        "other": _user(session, "volunteer", "otto"),
+        "lead": make_user(session, role="lead", name="lee"),
+        "vol": make_user(session, role="volunteer", name="val"),
+        "other": make_user(session, role="volunteer", name="otto"),
     }
     session.commit()
     return people
-
-
-def _account(s, platform: str = "sandbox", handle: str = "org.one") -> Account:
-    account = Account(platform=platform, handle=handle, credentials_enc="x", status="ok")
-    s.add(account)
-    s.flush()
-    return account
 
 
 def _submitted(s, author, body=STORY, **fields) -> Post:
@@ -148,7 +135,7 @@ def test_it_deletes_an_own_draft_and_nothing_else(session, people):
 
 
 def test_it_refuses_a_past_time_unless_told_to_publish_now(session, people):
-    account = _account(session)
+    account = make_account(session, platform="sandbox", handle="org.one")
     post = _submitted(session, people["vol"])
     past = utcnow() - timedelta(hours=2)
     with pytest.raises(ValidationFailed, match=r'has already passed.*"Publish now"'):
@@ -169,7 +156,7 @@ def test_it_refuses_a_past_time_unless_told_to_publish_now(session, people):
 
 
 def test_it_takes_now_computed_a_moment_ago_as_now(session, people):
-    account = _account(session)
+    account = make_account(session, platform="sandbox", handle="org.one")
     post = _submitted(session, people["vol"])
     a_moment_ago = utcnow() - timedelta(seconds=5)
     workflow.approve(
@@ -179,7 +166,7 @@ def test_it_takes_now_computed_a_moment_ago_as_now(session, people):
 
 
 def test_it_refuses_rescheduling_into_the_past_unless_told_to_publish_now(session, people):
-    account = _account(session)
+    account = make_account(session, platform="sandbox", handle="org.one")
     post = _submitted(session, people["vol"])
     workflow.approve(session, people["lead"], post.id, account_ids=[account.id], scheduled_for=WHEN)
     past = utcnow() - timedelta(days=1)
@@ -194,7 +181,7 @@ def test_it_refuses_rescheduling_into_the_past_unless_told_to_publish_now(sessio
 
 
 def test_it_refuses_a_thread_longer_than_the_leads_cap(session, people):
-    x = _account(session, "x", "org")
+    x = make_account(session, platform="x", handle="org")
     post = _submitted(session, people["vol"], body=LONG)
     workflow.edit(session, people["lead"], post.id, thread_cap=3)
     with pytest.raises(ValidationFailed) as exc:
