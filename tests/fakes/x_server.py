@@ -150,6 +150,17 @@ def invalid_request(parameter: str, value: Any, message: str) -> ApiError:
     )
 
 
+def partial_answer(data: list[Any], errors: list[Any]) -> dict[str, Any]:
+    """A lookup's body as X sends it: ``data`` for what was found, ``errors`` for the rest
+    (each key only when it has something)."""
+    out: dict[str, Any] = {}
+    if data:
+        out["data"] = data
+    if errors:
+        out["errors"] = errors
+    return out
+
+
 def not_found(resource_type: str, parameter: str, value: str) -> dict[str, Any]:
     return {
         "value": value,
@@ -983,12 +994,7 @@ class _Handler(BaseHTTPRequestHandler):
                 errors.append(not_found("user", name, value))
             else:
                 data.append(self._render_user(found, fields))
-        out: dict[str, Any] = {}
-        if data:
-            out["data"] = data
-        if errors:
-            out["errors"] = errors
-        return 200, out
+        return 200, partial_answer(data, errors)
 
     def _render_user(self, user: FakeUser, fields: set[str]) -> dict[str, Any]:
         out: dict[str, Any] = {"id": user.id, "name": user.name, "username": user.username}
@@ -1145,12 +1151,7 @@ class _Handler(BaseHTTPRequestHandler):
                     errors.append(refusal)
                     continue
             data.append(self._render_tweet(post, fields, user))
-        out: dict[str, Any] = {}
-        if data:
-            out["data"] = data
-        if errors:
-            out["errors"] = errors
-        return 200, out
+        return 200, partial_answer(data, errors)
 
     def _retweeted_by(
         self, user: FakeUser, query: dict[str, str], body: bytes, tweet_id: str
