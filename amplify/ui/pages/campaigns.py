@@ -48,9 +48,13 @@ def _fields(prefix: str, current: Campaign | None) -> dict[str, Any]:
         value=current.utm_campaign if current else "",
         key=f"{prefix}utm",
     )
+    if current is None:  # a new campaign tags links; set here, not as the widget's value,
+        # since the add form's typed values are re-stored each run (keep_typed_values) and
+        # Streamlit warns in the log about a widget with both
+        st.session_state.setdefault(f"{prefix}utm_on", True)
     tagged = st.checkbox(
         "Tag the story's link with the UTM campaign",
-        value=current.utm_enabled if current else True,
+        value=current.utm_enabled if current else False,
         key=f"{prefix}utm_on",
     )
     dated = st.checkbox(

@@ -210,7 +210,9 @@ if over.empty:
         "1 h, 3 h, 6 h, 24 h, 3 d, 7 d and 30 d after each post is published."
     )
 else:
-    cumulative = st.toggle("Running total", value=True, key="keep_reach_cumulative")
+    # On by default through session state, not value=, as it is a kept key (see config.toml).
+    st.session_state.setdefault("keep_reach_cumulative", True)
+    cumulative = st.toggle("Running total", key="keep_reach_cumulative")
     if by == "post":
         st.caption("The ten stories with the most engagement in the period.")
     st.altair_chart(charts.engagement_over_time(over, cumulative), width="stretch")
