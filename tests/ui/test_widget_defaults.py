@@ -15,7 +15,17 @@ from streamlit.testing.v1 import AppTest
 @pytest.fixture
 def widget_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Streamlit's "created with a default value but also had its value set" warnings."""
+    from streamlit import config
+
     monkeypatch.setattr(policies, "_shown_default_value_warning", False)
+    # Judge the pages themselves, not the config that silences the warning.
+    monkeypatch.setattr(
+        config,
+        "get_option",
+        lambda name, _real=config.get_option: (
+            False if name == "global.disableWidgetStateDuplicationWarning" else _real(name)
+        ),
+    )
     seen: list[str] = []
 
     class Keep(logging.Handler):
