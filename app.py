@@ -11,7 +11,9 @@ from amplify.config import get_settings
 from amplify.errors import ConfigError
 from amplify.ui import auth, nav, widgets
 
-st.set_page_config(page_title="Amplify", page_icon=":material/campaign:", layout="wide")
+# An emoji icon: the browser draws it itself. A :material/ icon makes every visitor's browser
+# fetch the favicon from fonts.gstatic.com (Google), which this self-hosted tool should not.
+st.set_page_config(page_title="Amplify", page_icon="📣", layout="wide")
 logs.configure()  # quiet by default (AMPLIFY_LOG_LEVEL), secrets masked, with or without a worker
 
 try:  # a missing or wrong secret key: say where it goes instead of failing later
