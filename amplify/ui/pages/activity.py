@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import streamlit as st
@@ -13,6 +15,23 @@ from amplify.permissions import Action
 from amplify.ui import state, widgets
 
 PAGE_SIZE = 50
+
+
+def _detail_text(detail: dict[str, Any] | None, tz: ZoneInfo) -> str:
+    """The event's details; a time is read in the workspace zone like the "when" column
+    (stored as UTC ISO text, e.g. scheduled_for=2026-12-02T00:00:00+00:00 for 18:00 CST)."""
+    parts = []
+    for key, value in (detail or {}).items():
+        shown = value
+        if isinstance(value, str) and len(value) >= 19 and value[4:5] == "-":
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                moment = None
+            if moment is not None and moment.tzinfo is not None:
+                shown = widgets.fmt_time(moment, tz)
+        parts.append(f"{key}={shown}")
+    return ", ".join(parts)
 
 
 def _first_page() -> None:
@@ -50,7 +69,9 @@ def render() -> None:
         actions = queries.audit_actions(s)
         actors = dict(queries.audit_actors(s))
     c1, c2, c3 = st.columns([2, 1, 2])
-    chosen = c1.multiselect("Actions", actions, key="act_actions", on_change=_first_page)
+    chosen = c1.multiselect(
+        "Actions", actions, key="act_actions", on_change=_first_page, placeholder="All actions"
+    )
     actor = c2.selectbox(
         "By",
         [None, *actors],
@@ -83,7 +104,7 @@ def render() -> None:
                 "who": e.actor.name if e.actor is not None else "system",
                 "action": e.action,
                 "subject": f"{e.subject_type} #{e.subject_id}" if e.subject_id else e.subject_type,
-                "detail": ", ".join(f"{k}={v}" for k, v in (e.detail or {}).items()),
+                "detail": _detail_text(e.detail, tz),
             }
             for e in result.rows
         ]
