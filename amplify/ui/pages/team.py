@@ -93,6 +93,14 @@ def _people() -> None:
             st.rerun()
 
 
+def _origin(url: str | None) -> str:
+    """scheme://host[:port] of an address ("" when there is none)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
 def _reset_link(uid: int, name: str, active: bool) -> None:
     """A one-time password reset link, shown here once (and sent to their own channel)."""
     shown = st.session_state.pop("tm_reset_link", None)
@@ -102,6 +110,14 @@ def _reset_link(uid: int, name: str, active: bool) -> None:
             "are signed out everywhere until they use it). It is not shown again:"
         )
         st.code(shown[1], language=None)
+        opened = _origin(st.context.url)
+        if opened and opened != _origin(shown[1]):
+            st.warning(
+                f"This link starts with {_origin(shown[1])} (the AMPLIFY_PUBLIC_URL setting), "
+                f"but you opened Amplify at {opened}. If that is the address your team uses, "
+                f"change the link's start to {opened} before sending it, and set "
+                "AMPLIFY_PUBLIC_URL so the next links are right."
+            )
     if not active:
         return
     if st.button("Make a password reset link", key="tm_reset"):
