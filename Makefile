@@ -47,7 +47,7 @@ test: setup atproto-net browser lint
 	$(VENV)/bin/pytest -q
 
 bench: setup
-	$(VENV)/bin/amplify bench --json
+	$(VENV)/bin/python benchmarks/worker_all.py
 
 # A schema change: edit amplify/models.py, then `make migration MSG="what changed"` and review
 # the new file in amplify/migrations/versions (NOT NULL columns need a server default).

@@ -546,7 +546,7 @@ def report_reach(fmt: Format = FormatOption) -> None:
     _emit(rows, fmt)
 
 
-# --------------------------------------------------------------------------- demo, bench
+# --------------------------------------------------------------------------- demo
 
 
 @app.command("demo")
@@ -574,23 +574,6 @@ def demo(
         f"Start it: AMPLIFY_DATABASE_URL={url} AMPLIFY_EMBEDDED_WORKER=true "
         "streamlit run amplify/ui/server.py"
     )
-
-
-@app.command("bench")
-@friendly
-def bench(
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
-    quick: bool = typer.Option(False, "--quick", help="Small smoke run (numbers not to quote)."),
-) -> None:
-    """Run the reproducible benchmark scenarios and print the numbers."""
-    from amplify.bench import run_all
-
-    results = run_all(quick=quick)
-    if as_json:
-        typer.echo(json.dumps(results, indent=2, default=str))
-        return
-    for name, value in results.items():
-        typer.echo(f"{name}: {json.dumps(value, default=str)}")
 
 
 def main(argv: list[str] | None = None) -> None:

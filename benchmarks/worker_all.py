@@ -1,4 +1,4 @@
-"""Every worker benchmark in one run, the JSON `amplify bench --json` prints.
+"""Every worker benchmark in one run, as one JSON document.
 
     .venv/bin/python benchmarks/worker_all.py [--quick]
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from amplify import bench
+from benchmarks import harness as bench
 
 if __name__ == "__main__":
     print(json.dumps(bench.run_all(quick="--quick" in sys.argv[1:]), indent=2))

@@ -1,4 +1,4 @@
-"""Worker benchmark: wave (see amplify/bench.py for what it measures). Prints JSON.
+"""Worker benchmark: wave (see benchmarks/harness.py for what it measures). Prints JSON.
 
     .venv/bin/python benchmarks/worker_wave.py [--quick]
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from amplify import bench
+from benchmarks import harness as bench
 
 QUICK = {
     "lateness": {"n": 50, "spread_s": 3.0},

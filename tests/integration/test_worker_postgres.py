@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from amplify.bench import seed
 from amplify.db import make_engine
 from amplify.models import Account, Delivery, DeliveryStatus, WorkerHeartbeat, utcnow
 from amplify.worker import Worker
+from benchmarks.harness import seed
 from connectors import memory
 from connectors.base import Connector, ConnectorContext
 

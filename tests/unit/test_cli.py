@@ -372,26 +372,6 @@ def test_it_builds_the_demo_in_its_own_file_and_never_over_a_real_one(
     assert "already holds a real workspace" in refused.stderr
 
 
-def test_it_prints_benchmark_results(monkeypatch: pytest.MonkeyPatch) -> None:
-    import types
-
-    fake = types.ModuleType("amplify.bench")
-    calls: list[bool] = []
-
-    def run_all(quick: bool = False) -> dict[str, object]:
-        calls.append(quick)
-        return {"publish_per_second": 412.5, "claims": {"p50_ms": 3}}
-
-    fake.run_all = run_all  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "amplify.bench", fake)
-    as_json = invoke("bench", "--json")
-    assert as_json.exit_code == 0, as_json.output
-    assert json.loads(as_json.stdout)["publish_per_second"] == 412.5
-    assert 'claims: {"p50_ms": 3}' in invoke("bench").stdout
-    assert invoke("bench", "--quick").exit_code == 0
-    assert calls == [False, False, True]
-
-
 def test_it_says_to_upgrade_when_the_database_has_no_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

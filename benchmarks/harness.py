@@ -3,8 +3,8 @@
 Every scenario builds its own throw-away SQLite workspace in a temporary directory (or
 uses ``AMPLIFY_BENCH_DATABASE_URL``, e.g. a PostgreSQL database, wiped first) and a
 stand-in platform in this process with a set latency per call, so nothing leaves the
-machine and the numbers are reproducible. ``run_all()`` is what ``amplify bench --json``
-prints; ``benchmarks/*.py`` run one scenario each.
+machine and the numbers are reproducible. ``run_all()`` is what ``worker_all.py`` prints;
+the other ``worker_*.py`` scripts here run one scenario each.
 
 - **lateness** — 1,000 deliveries due across 60 s; seconds between each due time and the
   platform call: p50, p99, max (goal: p99 < 0.5 s).
