@@ -55,9 +55,12 @@ def _password_form(uid: int) -> None:
     try:
         ended = _change_password(uid, current, new, again)
     except AmplifyError as exc:
+        # Cleared fields are new widgets: draw them now (rerun), or the browser keeps showing
+        # the old ones and the next try reads empty fields ("current password is not right"
+        # for every later try, the right one included).
         widgets.clear_secret_fields(SCOPE)
-        widgets.show_error(exc)
-        return
+        widgets.flash_error(exc)
+        st.rerun()
     widgets.clear_secret_fields(SCOPE)
     others = f" {ended} other browser(s) were signed out." if ended else ""
     widgets.flash(f"Your password is changed.{others}")
