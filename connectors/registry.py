@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from connectors.base import Connector, ConnectorContext
@@ -16,11 +17,29 @@ _MODULES = {
 
 PLATFORMS: tuple[str, ...] = tuple(_MODULES)
 
-# For tests only: buildable by name, but not in PLATFORMS, so never offered to users.
-_MODULES["memory"] = "connectors.memory:MemoryConnector"
+# Connectors passed in at run time (tests bring their own); never offered to users.
+_REGISTERED: dict[str, Callable[[ConnectorContext], Connector]] = {}
+
+
+def register(platform: str, connector: Callable[[ConnectorContext], Connector]) -> None:
+    """Make ``platform`` buildable by name without adding it to PLATFORMS."""
+    if platform in _MODULES:
+        raise ValueError(f"{platform!r} is already a platform")
+    _REGISTERED[platform] = connector
+
+
+def unregister(platform: str) -> None:
+    _REGISTERED.pop(platform, None)
+
+
+def buildable() -> tuple[str, ...]:
+    """PLATFORMS and whatever was registered at run time."""
+    return (*PLATFORMS, *_REGISTERED)
 
 
 def connector_class(platform: str) -> Any:
+    if platform in _REGISTERED:
+        return _REGISTERED[platform]
     try:
         target = _MODULES[platform]
     except KeyError:

@@ -23,6 +23,8 @@ from amplify import db as amplify_db
 from amplify.config import reset_settings
 from amplify.migrate import upgrade
 from amplify.models import Base
+from connectors import registry
+from tests import memory_connector
 
 PG_ENV = "AMPLIFY_TEST_POSTGRES_URL"
 TEST_KEY = Fernet.generate_key().decode()
@@ -42,6 +44,15 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     yield
     amplify_db.dispose_all()
     reset_settings()
+
+
+@pytest.fixture(autouse=True)
+def _pass_in_memory_connector() -> Iterator[None]:
+    """Accounts on platform "memory" publish to tests/memory_connector.py's network; the
+    product's registry has no such platform, so each test passes it in for its duration."""
+    registry.register("memory", memory_connector.MemoryConnector)
+    yield
+    registry.unregister("memory")
 
 
 # --------------------------------------------------------------------------- SQLite

@@ -1,11 +1,12 @@
 """An in-memory platform for tests: records every call, honours idempotency keys, and can
-be told to fail. Registered as platform ``"memory"`` (never offered to users).
+be told to fail. A test helper, not part of the product: tests/conftest.py registers it as
+platform ``"memory"`` for each test (``connectors.registry.register``), never offered to users.
 
 All connectors share one module-level ``NETWORK`` (a connector is rebuilt for every
 delivery, the network outlives it); call ``memory.reset()`` between tests. Nothing here
 is persisted or leaves the process.
 
-    from connectors import memory
+    from tests import memory_connector as memory
     memory.reset()
     memory.NETWORK.fail_next(RateLimited("slow down", retry_at=t), times=2, method="publish")
     memory.NETWORK.interrupt_after(1, TransientError("timeout"))   # a thread dies mid-way

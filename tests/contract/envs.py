@@ -89,7 +89,7 @@ def sandbox_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, Con
 
 
 def memory_env(request: pytest.FixtureRequest) -> Iterator[tuple[Connector, ContractHelpers]]:
-    from connectors.memory import MemoryConnector, MemoryNetwork
+    from tests.memory_connector import MemoryConnector, MemoryNetwork
 
     network = MemoryNetwork()  # private to this test: nothing shared with other tests
     handle = "contract"

@@ -15,8 +15,8 @@ from amplify.db import make_engine
 from amplify.models import Account, Delivery, DeliveryStatus, WorkerHeartbeat, utcnow
 from amplify.worker import Worker
 from benchmarks.harness import seed
-from connectors import memory
 from connectors.base import Connector, ConnectorContext
+from tests import memory_connector as memory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

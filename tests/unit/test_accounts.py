@@ -11,8 +11,8 @@ from amplify import accounts, crypto
 from amplify import db as amplify_db
 from amplify.errors import NotAllowed, ValidationFailed
 from amplify.models import Account, AuditEvent, Delivery, Post, User
-from connectors import memory
 from connectors.base import AuthError, TransientError
+from tests import memory_connector as memory
 
 SECRET = "tok-7f3a9c1e5b2d4f6a8c0e1b3d5f7a9c2e"
 WHEN = datetime(2031, 5, 4, 15, 30, tzinfo=UTC)

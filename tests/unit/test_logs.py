@@ -14,8 +14,8 @@ from amplify.db import session_factory
 from amplify.logs import RedactingFilter, configure, redact
 from amplify.models import Account, utcnow
 from amplify.worker import Worker
-from connectors import memory
 from connectors.base import Connector, ConnectorContext
+from tests import memory_connector as memory
 from tests.factories import make_account, make_delivery, make_post
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,8 +22,8 @@ from amplify.models import (
     Spreader,
     utcnow,
 )
-from connectors import memory
 from connectors.base import Connector, ConnectorContext, SpreaderInfo
+from tests import memory_connector as memory
 
 
 class SmallBatchConnector(memory.MemoryConnector):

@@ -25,7 +25,6 @@ from amplify.models import (
     utcnow,
 )
 from amplify.retry import RetryPolicy
-from connectors import memory
 from connectors.base import (
     CLOCK_SKEW_ALLOWANCE,
     AuthError,
@@ -34,6 +33,7 @@ from connectors.base import (
     Receipt,
     TransientError,
 )
+from tests import memory_connector as memory
 from tests.factories import make_account, make_campaign, make_delivery, make_post
 
 NOW = utcnow()

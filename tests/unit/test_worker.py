@@ -24,8 +24,8 @@ from amplify.models import (
     utcnow,
 )
 from amplify.worker import Worker
-from connectors import memory
 from connectors.base import Connector, ConnectorContext, PermanentError, RateLimited
+from tests import memory_connector as memory
 
 
 @pytest.fixture(autouse=True)
