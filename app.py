@@ -6,7 +6,7 @@ cookie. Pages live in amplify/ui/pages/; each one checks the signed-in person's 
 
 import streamlit as st
 
-from amplify import crypto, logs
+from amplify import crypto, logs, notify
 from amplify.config import get_settings
 from amplify.errors import ConfigError
 from amplify.ui import auth, nav, widgets
@@ -15,6 +15,7 @@ from amplify.ui import auth, nav, widgets
 # fetch the favicon from fonts.gstatic.com (Google), which this self-hosted tool should not.
 st.set_page_config(page_title="Amplify", page_icon="📣", layout="wide")
 logs.configure()  # quiet by default (AMPLIFY_LOG_LEVEL), secrets masked, with or without a worker
+notify.listen()  # committed workflow events (a story submitted...) become notifications
 
 try:  # a missing or wrong secret key: say where it goes instead of failing later
     crypto.verify_key()

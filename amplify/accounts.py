@@ -17,13 +17,13 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from amplify import crypto, ratelimit
+from amplify import crypto, events, ratelimit
 from amplify.config import get_settings
 from amplify.db import get_engine
 from amplify.errors import AmplifyError, ConfigError, NotFound, ValidationFailed
 from amplify.models import Account, AccountStatus, Delivery, DeliveryStatus, User
 from amplify.permissions import Action, can, require
-from amplify.workflow import audit, notify_hook, refresh_post_state
+from amplify.workflow import audit, refresh_post_state
 from connectors import registry
 from connectors.base import AuthError, Connector, ConnectorContext, ConnectorError, Identity
 
@@ -442,7 +442,7 @@ def mark_needs_attention(s: Session, account: Account, reason: str) -> None:
     account.last_error = reason
     audit(s, None, "account.needs_attention", "account", account.id, reason=reason)
     s.flush()
-    notify_hook(s, "account_attention", account=account, account_id=account.id, reason=reason)
+    events.emit(s, "account.needs_attention", account_id=account.id, reason=reason)
 
 
 def test_account(s: Session, actor: User, account_id: int) -> Identity:

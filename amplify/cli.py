@@ -578,6 +578,9 @@ def demo(
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``amplify``)."""
+    from amplify import notify
+
+    notify.listen()  # a change made from the command line is notified as from the dashboard
     app(args=argv if argv is not None else sys.argv[1:], prog_name="amplify")
 
 

@@ -4,9 +4,9 @@
 is on; the first call starts the worker, later ones (other sessions, reruns) find it
 running. It stops cleanly when the server stops (in-flight publishes finish, leases are
 released) and before Python stops its thread pools, so a Ctrl-C leaves no traceback.
-``wake()`` is for workflow and pages: after an approval or a reschedule the worker
-dispatches at once instead of at its next tick; with no embedded worker it does nothing
-(a standalone worker picks the change up within a second).
+``wake()`` runs after an approval, a reschedule or a retry commits (it subscribes to those
+events at start-up), so the worker dispatches at once instead of at its next tick; with no
+embedded worker it does nothing (a standalone worker picks the change up within a second).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from amplify import events
 from amplify.config import get_settings
 from amplify.worker import Worker
 
@@ -27,6 +28,8 @@ _atexit_registered = False
 
 # Publishing slots of the embedded worker: small, it shares the process with the dashboard.
 EMBEDDED_CONCURRENCY = 4
+# Committed changes that give the worker something to send now.
+WAKE_ON = ("story.approved", "story.rescheduled", "delivery.retried")
 
 
 def ensure_started(concurrency: int = EMBEDDED_CONCURRENCY) -> Worker | None:
@@ -44,6 +47,7 @@ def ensure_started(concurrency: int = EMBEDDED_CONCURRENCY) -> Worker | None:
         worker = Worker(concurrency=concurrency, embedded=True)
         worker.start()
         _worker = worker
+        listen()
         if not _atexit_registered:
             _at_exit(stop)
             _atexit_registered = True
@@ -78,6 +82,16 @@ def wake() -> None:
     worker = current()
     if worker is not None and worker.running:
         worker.wake()
+
+
+def listen() -> Callable[[], None]:
+    """Wake the worker when a change that gives it work commits (twice is once).
+    Returns a function that unsubscribes (tests)."""
+    return events.subscribe_many(WAKE_ON, _wake_on)
+
+
+def _wake_on(_event: events.Event) -> None:
+    wake()
 
 
 def stop() -> None:

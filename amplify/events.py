@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,17 @@ def subscribe(name: str, handler: Handler) -> Callable[[], None]:
         with _lock:
             if handler in _handlers.get(name, []):
                 _handlers[name].remove(handler)
+
+    return unsubscribe
+
+
+def subscribe_many(names: Iterable[str], handler: Handler) -> Callable[[], None]:
+    """``subscribe`` to each of ``names``; returns one function that undoes them all."""
+    stops = [subscribe(name, handler) for name in names]
+
+    def unsubscribe() -> None:
+        for stop in stops:
+            stop()
 
     return unsubscribe
 

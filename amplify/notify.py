@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -32,7 +32,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from amplify import crypto
+from amplify import crypto, events
 from amplify.models import (
     Account,
     Delivery,
@@ -403,3 +403,36 @@ def emit(s: Session, event: str, **data: Any) -> int:
         log.exception("could not compose the %r notification; publishing goes on", event)
         return 0
     return send(s, event, to=audiences, title=title, body=body, user_ids=user_ids)
+
+
+# --------------------------------------------------------------------------- domain events
+
+# The domain's events (amplify.events) and the notification each one becomes.
+FROM_EVENTS = {
+    "story.submitted": "submitted",
+    "story.approved": "approved",
+    "story.rejected": "rejected",
+    "story.cancelled": "cancelled",
+    "account.needs_attention": "account_attention",
+}
+
+
+def _on_event(ev: events.Event) -> None:
+    """A committed domain event: compose its notification in a fresh session (the emitting
+    one cannot load anything any more) and send it once that session commits."""
+    if ev.bind is None:
+        return
+    with Session(ev.bind, expire_on_commit=False) as s:
+        data = dict(ev.data)
+        if data.get("post_id") is not None:
+            data["post"] = s.get(Post, int(data["post_id"]))
+        if data.get("account_id") is not None:
+            data["account"] = s.get(Account, int(data["account_id"]))
+        emit(s, FROM_EVENTS[ev.name], **data)
+        s.commit()
+
+
+def listen() -> Callable[[], None]:
+    """Subscribe notifications to the domain's events (at start-up; twice is once).
+    Returns a function that unsubscribes them (tests)."""
+    return events.subscribe_many(FROM_EVENTS, _on_event)

@@ -204,6 +204,9 @@ class Worker:
         """Start the timers (returns at once; the work happens on background threads)."""
         if self.running:
             return
+        from amplify import notify
+
+        notify.listen()  # committed domain events (a story submitted...) become notifications
         self._stopping.clear()
         self._ensure_pool()
         sched = BackgroundScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})

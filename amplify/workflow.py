@@ -13,7 +13,6 @@ Conflict rather than silently keeping one of the edits (``Post.version``).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,10 +23,11 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import event, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from amplify import events, textrules
 from amplify.errors import Conflict, IllegalTransition, NotAllowed, NotFound, ValidationFailed
 from amplify.models import (
     Account,
@@ -110,7 +110,7 @@ class CancelResult:
         return " ".join(parts)
 
 
-# --------------------------------------------------------------------------- audit + notify
+# --------------------------------------------------------------------------- audit + events
 
 
 def _jsonable(value: Any) -> Any:
@@ -146,50 +146,9 @@ def audit(
     return event
 
 
-def notify_hook(s: Session, event: str, **data: Any) -> None:
-    """Tell ``amplify.notify.emit`` about a workflow event, if that module exists.
-
-    A notification problem never stops the workflow: it is logged and forgotten.
-    """
-    try:
-        module = importlib.import_module("amplify.notify")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("amplify.notify", "amplify"):
-            return
-        raise
-    emit = getattr(module, "emit", None)
-    if emit is None:
-        return
-    try:
-        emit(s, event, **data)
-    except Exception:
-        log.exception("notification for %s failed; the workflow carries on", event)
-
-
-def _notify_post(s: Session, event: str, post: Post, actor: User, **extra: Any) -> None:
-    """A workflow event about one story, with the fields every notification needs."""
-    notify_hook(
-        s, event, post=post, post_id=post.id, actor_id=actor.id, author_id=post.author_id, **extra
-    )
-
-
-def _wake_worker_after_commit(s: Session) -> None:
-    """Once this transaction commits, nudge the embedded worker (if there is one)."""
-
-    def _wake(_session: Session) -> None:
-        try:
-            module = importlib.import_module("amplify.embedded")
-        except ModuleNotFoundError:
-            return
-        wake = getattr(module, "wake", None)
-        if wake is None:
-            return
-        try:
-            wake()
-        except Exception:
-            log.exception("could not wake the embedded worker; it will find the work anyway")
-
-    event.listen(s, "after_commit", _wake, once=True)
+def _story_event(s: Session, name: str, post: Post, actor: User, **extra: Any) -> None:
+    """Tell the rest of Amplify (notifications, the worker) about a story, after commit."""
+    events.emit(s, name, post_id=post.id, actor_id=actor.id, author_id=post.author_id, **extra)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -574,7 +533,7 @@ def submit(s: Session, actor: User, post_id: int, *, expected_version: int | Non
     post.submitted_at = utcnow()
     audit(s, actor, "post.submitted", "post", post.id)
     _flush(s)
-    _notify_post(s, "submitted", post, actor)
+    _story_event(s, "story.submitted", post, actor)
     return post
 
 
@@ -702,17 +661,9 @@ def delete_draft(
 
 
 def _render_problems(post: Post, accounts: Sequence[Account]) -> list[str]:
-    """Does the text fit each platform (threads allowed)? Uses textrules when it exists."""
-    try:
-        textrules: Any = importlib.import_module("amplify.textrules")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("amplify.textrules", "amplify"):
-            return []
-        raise
-    render = getattr(textrules, "render", None)
-    known = getattr(textrules, "PLATFORM_LIMITS", {})
-    if render is None:
-        return []
+    """Does the text fit each platform (threads allowed)?"""
+    render = textrules.render
+    known = textrules.PLATFORM_LIMITS
     campaign = post.campaign
     problems: list[str] = []
     for platform in dict.fromkeys(a.platform for a in accounts):
@@ -898,8 +849,7 @@ def approve(
     )
     _flush(s)
     refresh_post_state(s, post)
-    _wake_worker_after_commit(s)
-    _notify_post(s, "approved", post, actor, scheduled_for=scheduled_for)
+    _story_event(s, "story.approved", post, actor, scheduled_for=scheduled_for)
     return post
 
 
@@ -920,7 +870,7 @@ def reject(
     post.submitted_at = None
     audit(s, actor, "post.rejected", "post", post.id, note=note)
     _flush(s)
-    _notify_post(s, "rejected", post, actor, note=note)
+    _story_event(s, "story.rejected", post, actor, note=note)
     return post
 
 
@@ -962,7 +912,7 @@ def reschedule(
         moved=moved,
     )
     _flush(s)
-    _wake_worker_after_commit(s)
+    _story_event(s, "story.rescheduled", post, actor, scheduled_for=scheduled_for)
     return post
 
 
@@ -1001,7 +951,7 @@ def cancel(
         already_published=published,
     )
     _flush(s)
-    _notify_post(s, "cancelled", post, actor)
+    _story_event(s, "story.cancelled", post, actor)
     return CancelResult(post, cancelled, in_flight, published)
 
 
@@ -1041,7 +991,7 @@ def retry_delivery(s: Session, actor: User, delivery_id: int) -> Delivery:
         attempts=delivery.attempts,
     )
     _flush(s)
-    _wake_worker_after_commit(s)
+    events.emit(s, "delivery.retried", post_id=post.id, delivery_id=delivery.id, actor_id=actor.id)
     return delivery
 
 

@@ -362,10 +362,18 @@ def test_it_tells_notify_when_an_account_needs_attention(session, people, monkey
 
     calls = []
     monkeypatch.setattr(notify, "emit", lambda s, event, **data: calls.append((event, data)))
-    account = _add(session, people["admin"])
-    accounts.mark_needs_attention(session, account, "token revoked")
-    accounts.mark_needs_attention(session, account, "token revoked")
-    assert [(e, d["reason"]) for e, d in calls] == [("account_attention", "token revoked")]
+    stop = notify.listen()
+    try:
+        account = _add(session, people["admin"])
+        accounts.mark_needs_attention(session, account, "token revoked")
+        accounts.mark_needs_attention(session, account, "token revoked")
+        assert calls == []  # told once the change is saved
+        session.commit()
+    finally:
+        stop()
+    assert [(e, d["reason"], d["account"].id) for e, d in calls] == [
+        ("account_attention", "token revoked", account.id)
+    ]
 
 
 def test_it_builds_a_connector_for_the_account(session, people):

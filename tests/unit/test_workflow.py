@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-import importlib
-import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -622,31 +621,58 @@ def test_it_lists_what_each_person_may_see(session, people, accounts):
     assert [p.id for p in by_author] == [theirs.id]
 
 
-def test_it_tells_notify_about_workflow_events(session, people, accounts, monkeypatch):
+@pytest.fixture
+def notify_calls(monkeypatch) -> Iterator[list[tuple[str, dict]]]:
+    """What notifications hear, with notifications subscribed to the workflow's events."""
     import amplify.notify as notify
 
     calls: list[tuple[str, dict]] = []
     monkeypatch.setattr(notify, "emit", lambda s, event, **data: calls.append((event, data)))
+    stop = notify.listen()
+    yield calls
+    stop()
+
+
+def test_it_tells_notify_about_workflow_events_once_they_are_committed(
+    session, people, accounts, notify_calls
+):
     post = _submitted(session, people)
+    assert notify_calls == []  # nothing is said before the change is saved
+    session.commit()
     workflow.reject(session, people["lead"], post.id, "Needs a source")
+    session.commit()
     workflow.submit(session, people["vol"], post.id)
     workflow.approve(
         session, people["lead"], post.id, account_ids=[accounts[0].id], scheduled_for=WHEN
     )
+    session.commit()
     workflow.cancel(session, people["lead"], post.id)
-    assert [c[0] for c in calls] == ["submitted", "rejected", "submitted", "approved", "cancelled"]
-    assert calls[1][1]["note"] == "Needs a source"
-    assert all(c[1]["post_id"] == post.id for c in calls)
+    session.commit()
+    assert [c[0] for c in notify_calls] == [
+        "submitted",
+        "rejected",
+        "submitted",
+        "approved",
+        "cancelled",
+    ]
+    assert notify_calls[1][1]["note"] == "Needs a source"
+    assert all(c[1]["post_id"] == post.id for c in notify_calls)
+    assert all(c[1]["post"].id == post.id for c in notify_calls)
 
 
-def test_it_carries_on_when_notify_is_missing(session, people, monkeypatch):
-    monkeypatch.setitem(sys.modules, "amplify.notify", None)  # import now fails
+def test_it_tells_nobody_about_a_change_that_was_rolled_back(session, people, notify_calls):
     post = _submitted(session, people)
-    assert post.state == PostState.SUBMITTED
+    session.commit()
+    workflow.withdraw(session, people["vol"], post.id)
+    workflow.submit(session, people["vol"], post.id)
+    session.rollback()
+    session.commit()
+    assert [c[0] for c in notify_calls] == ["submitted"]
 
 
 def test_it_carries_on_when_notify_is_broken(session, people, monkeypatch):
-    notify = importlib.import_module("amplify.notify")
+    import amplify.notify as notify
+
     calls = []
 
     def broken(*args, **kwargs):
@@ -654,11 +680,46 @@ def test_it_carries_on_when_notify_is_broken(session, people, monkeypatch):
         raise RuntimeError("mail server on fire")
 
     monkeypatch.setattr(notify, "emit", broken)
-    post = _submitted(session, people)
-    workflow.withdraw(session, people["vol"], post.id)
-    workflow.submit(session, people["vol"], post.id)
-    assert post.state == PostState.SUBMITTED
+    stop = notify.listen()
+    try:
+        post = _submitted(session, people)
+        session.commit()  # the failure is logged, not raised
+        workflow.withdraw(session, people["vol"], post.id)
+        workflow.submit(session, people["vol"], post.id)
+        session.commit()
+    finally:
+        stop()
+    assert session.get(Post, post.id).state == PostState.SUBMITTED
     assert calls == ["submitted", "submitted"]
+
+
+def test_it_wakes_the_embedded_worker_once_an_approval_reschedule_or_retry_is_committed(
+    session, people, accounts, monkeypatch
+):
+    from amplify import embedded
+
+    woken: list[int] = []
+    monkeypatch.setattr(embedded, "wake", lambda: woken.append(1))
+    stop = embedded.listen()
+    try:
+        post = _submitted(session, people)
+        session.commit()
+        workflow.approve(
+            session, people["lead"], post.id, account_ids=[accounts[0].id], scheduled_for=WHEN
+        )
+        assert woken == []
+        session.commit()
+        assert len(woken) == 1
+        workflow.reschedule(session, people["lead"], post.id, WHEN + timedelta(hours=1))
+        session.commit()
+        assert len(woken) == 2
+        (delivery,) = post.deliveries
+        delivery.status, delivery.last_error = "failed", "server said no"
+        workflow.retry_delivery(session, people["lead"], delivery.id)
+        session.commit()
+        assert len(woken) == 3
+    finally:
+        stop()
 
 
 def test_it_keeps_the_audit_trail_in_order(session, people, accounts):
