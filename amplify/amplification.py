@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from amplify import events
 from amplify.config import get_settings
 from amplify.models import (
     Account,
@@ -156,11 +157,9 @@ def _notify_share_links(
 ) -> None:
     if not advocates or not delivery.remote_id:
         return
-    from amplify import notify
-
     link = share_link(delivery.account.platform, delivery.remote_id)
     owners = sorted({a.owner_id for a in advocates if a.owner_id is not None})
-    notify.emit(s, "amplify", post=post, share_links=[link], user_ids=owners)
+    events.emit(s, "story.ready_to_amplify", post_id=post.id, share_links=[link], user_ids=owners)
 
 
 def _notify_auto_reshare(
@@ -168,16 +167,14 @@ def _notify_auto_reshare(
 ) -> None:
     """Advocates whose accounts reshare automatically still hear about it (and may add
     their own words to the original)."""
-    from amplify import notify
-
     ids = {d.account_id for d in created}
     owners = sorted(
         {a.owner_id for a in s.scalars(select(Account).where(Account.id.in_(ids))) if a.owner_id}
     )
-    notify.emit(
+    events.emit(
         s,
-        "amplify",
-        post=post,
+        "story.ready_to_amplify",
+        post_id=post.id,
         share_links=[],
         user_ids=owners,
         auto_reshare=window,

@@ -17,7 +17,11 @@ Events and their data:
 - ``story.cancelled``  post_id, actor_id, author_id
 - ``story.rescheduled``  post_id, actor_id
 - ``delivery.retried``  post_id, delivery_id, actor_id
+- ``story.published``  post_id (the story is out everywhere)
+- ``story.ready_to_amplify``  post_id, share_links, user_ids, [auto_reshare, original_url]
+- ``delivery.failed``  delivery_id, post_id, reason (failed for good)
 - ``account.needs_attention``  account_id, reason
+- ``user.reset_link_issued``  user_id, email, link (secret: never log it)
 """
 
 from __future__ import annotations

@@ -414,6 +414,9 @@ FROM_EVENTS = {
     "story.rejected": "rejected",
     "story.cancelled": "cancelled",
     "account.needs_attention": "account_attention",
+    "story.published": "published",
+    "story.ready_to_amplify": "amplify",
+    "delivery.failed": "delivery_failed",
 }
 
 
@@ -428,11 +431,38 @@ def _on_event(ev: events.Event) -> None:
             data["post"] = s.get(Post, int(data["post_id"]))
         if data.get("account_id") is not None:
             data["account"] = s.get(Account, int(data["account_id"]))
+        if data.get("delivery_id") is not None:
+            data["delivery"] = s.get(Delivery, int(data["delivery_id"]))
         emit(s, FROM_EVENTS[ev.name], **data)
+        s.commit()
+
+
+def _on_reset_link(ev: events.Event) -> None:
+    """A reset link was issued: send it to the person's own channels (never a shared one)."""
+    if ev.bind is None:
+        return
+    with Session(ev.bind, expire_on_commit=False) as s:
+        send(
+            s,
+            "password_reset",
+            user_ids=[int(ev.data["user_id"])],
+            title="Your Amplify password reset link",
+            body=(
+                f"An admin made a password reset link for {ev.data['email']}. Open it within "
+                f"24 hours to choose a new password (it works once): {ev.data['link']}"
+            ),
+        )
         s.commit()
 
 
 def listen() -> Callable[[], None]:
     """Subscribe notifications to the domain's events (at start-up; twice is once).
     Returns a function that unsubscribes them (tests)."""
-    return events.subscribe_many(FROM_EVENTS, _on_event)
+    stop_events = events.subscribe_many(FROM_EVENTS, _on_event)
+    stop_resets = events.subscribe("user.reset_link_issued", _on_reset_link)
+
+    def stop() -> None:
+        stop_events()
+        stop_resets()
+
+    return stop

@@ -14,8 +14,8 @@ anything is sent again. Nothing is ever blindly re-sent.
 
 Post-publish hooks: the worker calls ``amplification.on_published`` after each landed
 delivery (it is not repeated here, so an amplification wave is started once); this module
-tells people through ``notify.emit``: ``published`` (to the author, once the story is out
-everywhere) and ``delivery_failed`` (``account_attention`` comes from the accounts service).
+emits ``story.published`` (once the story is out everywhere) and ``delivery.failed``
+(amplify.events; notifications subscribe). ``account.needs_attention`` comes from accounts.
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from amplify import queue, ratelimit
+from amplify import events, queue, ratelimit
 from amplify.config import get_settings
 from amplify.errors import ConfigError
 from amplify.models import Account, Delivery, DeliveryKind, DeliveryStatus, PostState
@@ -186,18 +185,6 @@ def _preparing(doing: str) -> Iterator[None]:
 # --------------------------------------------------------------------------- filing results
 
 
-def _notify(s: Session, event: str, **data: Any) -> None:
-    """``notify.emit`` if that module exists; a notification never breaks publishing."""
-    try:
-        from amplify import notify
-    except ImportError:
-        return
-    try:
-        notify.emit(s, event, **data)
-    except Exception:
-        log.exception("could not queue the %r notification; publishing carries on", event)
-
-
 def _file_failure(
     factory: sessionmaker[Session],
     delivery_id: int,
@@ -217,7 +204,13 @@ def _file_failure(
             and delivery is not None
             and not isinstance(error, AuthError)
         ):
-            _notify(s, "delivery_failed", delivery=delivery, reason=delivery.last_error)
+            events.emit(
+                s,
+                "delivery.failed",
+                delivery_id=delivery.id,
+                post_id=delivery.post_id,
+                reason=delivery.last_error,
+            )
         s.commit()
     # DEBUG: the worker writes the one INFO line per publish (with the account).
     log.debug("delivery %s: %s (%s)", delivery_id, status, error.kind)
@@ -252,7 +245,7 @@ def _file_success(
                 s.rollback()
                 return Outcome.LEASE_LOST
             if was != PostState.PUBLISHED and post.state == PostState.PUBLISHED:
-                _notify(s, "published", post=post, post_id=post.id)
+                events.emit(s, "story.published", post_id=post.id)
             delivery = s.get(Delivery, delivery_id) if limits else None
             if delivery is not None:
                 ratelimit.observe(s, delivery.account.platform, delivery.account_id, limits)

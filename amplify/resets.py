@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from amplify import notify, sessions, users
+from amplify import events, sessions, users
 from amplify.config import get_settings
 from amplify.errors import ValidationFailed
 from amplify.models import PasswordReset, User, utcnow
@@ -62,16 +62,8 @@ def issue(s: Session, actor: User | None, user_id: int, *, now: datetime | None 
     audit(s, actor, "user.reset_link_issued", "user", user.id, sessions_ended=ended)
     s.flush()
     link = link_for(token)
-    notify.send(
-        s,
-        "password_reset",
-        user_ids=[user.id],
-        title="Your Amplify password reset link",
-        body=(
-            f"An admin made a password reset link for {user.email}. Open it within 24 hours "
-            f"to choose a new password (it works once): {link}"
-        ),
-    )
+    # Sent to the person's own channels once this commits (notifications subscribe).
+    events.emit(s, "user.reset_link_issued", user_id=user.id, email=user.email, link=link)
     return link
 
 

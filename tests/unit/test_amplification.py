@@ -142,7 +142,13 @@ def test_it_tells_advocates_their_account_will_reshare_automatically(
     monkeypatch.setattr(notify, "emit", lambda s, event, **data: sent.append(data) or 0)
     original = _landed_original(session, "mastodon")
     advocate = _advocate(session, "mastodon")
-    amplification.on_published(session, original, rng=random.Random(1))
+    stop = notify.listen()
+    try:
+        amplification.on_published(session, original, rng=random.Random(1))
+        assert sent == []  # told once the wave is saved
+        session.commit()
+    finally:
+        stop()
     (note,) = sent
     assert note["user_ids"] == [advocate.owner_id]
     assert note["auto_reshare"] == (15, 90)

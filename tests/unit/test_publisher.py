@@ -59,12 +59,15 @@ def factory(db_url: str) -> sessionmaker[Session]:
 
 
 @pytest.fixture
-def notes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+def notes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """The notifications composed, with notifications listening to the domain's events."""
     seen: list[tuple[str, dict[str, Any]]] = []
     from amplify import notify
 
     monkeypatch.setattr(notify, "emit", lambda s, event, **data: seen.append((event, data)) or 0)
-    return seen
+    stop = notify.listen()
+    yield seen
+    stop()
 
 
 def new_delivery(factory: sessionmaker[Session], **post_fields: Any) -> tuple[int, str]:

@@ -303,11 +303,19 @@ def test_it_refuses_a_reset_link_for_a_deactivated_person(
 def test_it_sends_the_reset_link_to_the_persons_own_channels(
     session: Session, admin: User, vol: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from amplify import notify
+
     sent: list[dict[str, object]] = []
     monkeypatch.setattr(
-        resets.notify, "send", lambda s, event, **kw: sent.append({"event": event, **kw}) or 1
+        notify, "send", lambda s, event, **kw: sent.append({"event": event, **kw}) or 1
     )
-    link = resets.issue(session, admin, vol.id)
+    stop = notify.listen()
+    try:
+        link = resets.issue(session, admin, vol.id)
+        assert sent == []  # sent once the link is saved
+        session.commit()
+    finally:
+        stop()
     assert len(sent) == 1 and sent[0]["user_ids"] == [vol.id]
     assert link in str(sent[0]["body"]) and "to" not in sent[0]
 
