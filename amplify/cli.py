@@ -466,21 +466,25 @@ def posts_import(
 def worker(
     once: bool = typer.Option(False, "--once", help="Publish what is due now, then exit."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, help="Posts published at once."),
+    worker_id: str | None = typer.Option(
+        None, "--worker-id", help="Name shown on the System page (default: host:pid:random)."
+    ),
+    no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip metrics readings."),
 ) -> None:
     """Publish due deliveries (and take metrics readings) until stopped."""
     from amplify import logs
     from amplify.worker import Worker
 
     logs.configure()  # AMPLIFY_LOG_LEVEL
-    runner = Worker(concurrency=concurrency)
+    runner = Worker(worker_id=worker_id, concurrency=concurrency, metrics_enabled=not no_metrics)
     if once:
-        typer.echo(json.dumps(drain(runner), indent=2, default=str))
+        typer.echo(json.dumps(drain(runner, metrics=not no_metrics), indent=2, default=str))
         return
     typer.echo(f"Worker {runner.worker_id} running; Ctrl+C or SIGTERM stops it cleanly.", err=True)
     runner.run_forever()
 
 
-def drain(runner: Any, max_rounds: int = 10_000) -> dict[str, Any]:
+def drain(runner: Any, max_rounds: int = 10_000, *, metrics: bool = True) -> dict[str, Any]:
     """``run_once`` until a round claims and reconciles nothing: everything due now is sent.
 
     One ``run_once`` may return while deliveries of an account are still waiting their turn
@@ -488,7 +492,7 @@ def drain(runner: Any, max_rounds: int = 10_000) -> dict[str, Any]:
     """
     total: dict[str, Any] = {"claimed": 0, "reconciled": 0, "rounds": 0, "outcomes": {}}
     for _ in range(max_rounds):
-        summary = runner.run_once()
+        summary = runner.run_once(metrics=metrics)
         total["rounds"] += 1
         total["worker_id"] = summary.get("worker_id")
         total["claimed"] += summary.get("claimed", 0)

@@ -19,9 +19,7 @@ Jobs:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -681,34 +679,3 @@ class Worker:
                 self._pool.shutdown(wait=True)
                 self._pool = None
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m amplify.worker", description=__doc__)
-    parser.add_argument("--once", action="store_true", help="publish what is due, then exit")
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--worker-id", default=None)
-    parser.add_argument("--no-metrics", action="store_true", help="skip metrics sweeps")
-    args = parser.parse_args(argv)
-    import sys
-
-    from amplify import crypto, logs
-    from amplify.errors import ConfigError
-
-    logs.configure()  # AMPLIFY_LOG_LEVEL
-    try:  # a missing or wrong secret key: say where it goes instead of failing every post
-        crypto.verify_key()
-    except ConfigError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    worker = Worker(
-        worker_id=args.worker_id, concurrency=args.concurrency, metrics_enabled=not args.no_metrics
-    )
-    if args.once:
-        print(json.dumps(worker.run_once(metrics=not args.no_metrics), default=str))
-    else:
-        worker.run_forever()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

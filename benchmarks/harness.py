@@ -12,7 +12,7 @@ the other ``worker_*.py`` scripts here run one scenario each.
   wall time against the ideal for the pool size (ceil(n / pool) × 100 ms).
 - **sweep** — metrics for 10,000 published deliveries per platform; API calls against the
   minimum, ceil(n/100) on X and ceil(n/25) on Bluesky.
-- **footprint** — RSS and CPU of an idle ``python -m amplify.worker`` process with 10,000
+- **footprint** — RSS and CPU of an idle ``amplify worker`` process with 10,000
   future deliveries queued.
 """
 
@@ -30,13 +30,13 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from amplify.config import ROOT
+from amplify import crypto
+from amplify.config import ROOT, get_settings
 from amplify.db import make_engine
 from amplify.migrate import upgrade
 from amplify.models import (
@@ -195,6 +195,8 @@ def seed(
         s.add(author)
         s.flush()
         prefix = uuid.uuid4().hex[:6]
+        # Sealed for real (the stand-in needs none): a worker process checks it opens.
+        sealed = crypto.encrypt_json({})
         s.execute(
             insert(Account),
             [
@@ -202,7 +204,7 @@ def seed(
                     "platform": platform,
                     "handle": f"bench-{prefix}-{i}",
                     "service_url": "",
-                    "credentials_enc": "unused: the benchmark's stand-in needs none",
+                    "credentials_enc": sealed,
                     "status": "ok",
                     "followers_count": 100,
                 }
@@ -372,9 +374,10 @@ def footprint(n: int = 10_000, settle_s: float = 5.0, measure_s: float = 15.0) -
         seed(factory, platform="sandbox", accounts=100, deliveries=n, due=lambda i: later)
         env = dict(os.environ)
         env.update({"AMPLIFY_DATABASE_URL": url, "PYTHONPATH": str(ROOT)})
-        env.setdefault("AMPLIFY_DATA_DIR", str(Path(tempfile.gettempdir()) / "amplify-bench-data"))
+        # The seeded credentials are sealed with this process's key: the worker needs the same.
+        env.setdefault("AMPLIFY_DATA_DIR", str(get_settings().data_dir))
         proc = subprocess.Popen(
-            [sys.executable, "-m", "amplify.worker", "--concurrency", "4"],
+            [sys.executable, "-m", "amplify.cli", "worker", "--concurrency", "4"],
             env=env,
             cwd=str(ROOT),
             stdout=subprocess.DEVNULL,

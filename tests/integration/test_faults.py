@@ -284,7 +284,8 @@ def _spawn_worker(env: dict[str, str], log: Path, worker_id: str) -> subprocess.
             [
                 sys.executable,
                 "-m",
-                "amplify.worker",
+                "amplify.cli",
+                "worker",
                 "--concurrency",
                 "4",
                 "--no-metrics",

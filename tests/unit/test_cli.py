@@ -17,7 +17,7 @@ from amplify import cli, users
 from amplify.cli import PlatformName, app
 from amplify.crypto import encrypt_json
 from amplify.db import session_scope
-from amplify.models import Account, Delivery, Post, User
+from amplify.models import Account, Delivery, Post, User, WorkerHeartbeat
 from amplify.report import DELIVERY_COLUMNS
 from connectors.registry import PLATFORMS
 
@@ -316,7 +316,7 @@ class FakeWorker:
         self.bursts = bursts
         self.calls = 0
 
-    def run_once(self) -> dict[str, object]:
+    def run_once(self, *, metrics: bool = True) -> dict[str, object]:
         claimed = self.bursts[self.calls] if self.calls < len(self.bursts) else 0
         self.calls += 1
         return {
@@ -333,6 +333,21 @@ def test_it_repeats_run_once_until_nothing_is_left_to_claim() -> None:
     assert fake.calls == 4
     assert total["claimed"] == 6 and total["outcomes"] == {"published": 6}
     assert total["rounds"] == 4
+
+
+def test_it_runs_a_named_worker_that_skips_metrics_readings(people: str, tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "Due,sandbox:team.sandbox,now,,,,\n")
+    assert (
+        invoke("posts", "import", str(path), "--as", "lead@example.org", "--approve").exit_code == 0
+    )
+    worked = invoke("worker", "--once", "--no-metrics", "--worker-id", "night-shift")
+    assert worked.exit_code == 0, worked.output
+    summary = json.loads(worked.stdout)
+    assert summary["worker_id"] == "night-shift"
+    assert summary["outcomes"] == {"published": 1}
+    assert "metrics" not in summary
+    with session_scope(people) as s:
+        assert s.get(WorkerHeartbeat, "night-shift") is not None
 
 
 def test_it_publishes_then_sweeps_metrics_and_reports_reach(people: str, tmp_path: Path) -> None:
