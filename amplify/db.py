@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from amplify.config import get_settings, private_dir, tighten_file
@@ -74,6 +75,48 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+_serialized_engines: set[int] = set()
+_serialize_lock = threading.Lock()
+
+
+def serialize_sqlite_writers(engine: Engine) -> None:
+    """On SQLite, queue this process's transactions on a lock instead of SQLite's busy
+    handler, which sleeps in steps of up to 100 ms when threads collide (every transaction
+    takes the write lock: ``BEGIN IMMEDIATE``). With a pool of publishing threads that
+    sleep, not the work, dominated the time. Other processes still meet on busy_timeout."""
+    if engine.dialect.name != "sqlite":
+        return
+    with _serialize_lock:
+        if id(engine) in _serialized_engines:
+            return
+        _serialized_engines.add(id(engine))
+    lock = threading.RLock()
+
+    def acquire(conn: Connection) -> None:
+        # Bounded like busy_timeout: a transaction left open elsewhere never hangs a worker.
+        if lock.acquire(timeout=30):
+            conn.info["amplify_writer_lock"] = conn.info.get("amplify_writer_lock", 0) + 1
+
+    def release(conn: Connection) -> None:
+        held = conn.info.get("amplify_writer_lock", 0)
+        if held:
+            conn.info["amplify_writer_lock"] = held - 1
+            lock.release()
+
+    def begin_failed(context: ExceptionContext) -> None:
+        # BEGIN itself failed (the database stayed locked by another process past
+        # busy_timeout): no commit or rollback will follow, so let go here.
+        statement = (context.statement or "").lstrip().upper()
+        if statement.startswith("BEGIN") and context.connection is not None:
+            release(context.connection)
+
+    # insert=True: take the lock before make_engine's listener sends BEGIN IMMEDIATE.
+    event.listen(engine, "begin", acquire, insert=True)
+    event.listen(engine, "commit", release)
+    event.listen(engine, "rollback", release)
+    event.listen(engine, "handle_error", begin_failed)
 
 
 def database_url() -> str:

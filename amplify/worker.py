@@ -36,14 +36,12 @@ from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Connection, Engine, delete, select
-from sqlalchemy import event as sa_event
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from amplify import ratelimit
 from amplify.config import get_settings
-from amplify.db import session_factory
+from amplify.db import serialize_sqlite_writers, session_factory
 from amplify.models import (
     Account,
     Delivery,
@@ -76,48 +74,6 @@ class _Claimed:
     kind: str
     amplify: bool = False
     handle: str = ""  # the account's handle, for the one log line per publish
-
-
-_serialized_engines: set[int] = set()
-_serialize_lock = threading.Lock()
-
-
-def serialize_sqlite_writers(engine: Engine) -> None:
-    """On SQLite, queue this process's transactions on a lock instead of SQLite's busy
-    handler, which sleeps in steps of up to 100 ms when threads collide (every transaction
-    takes the write lock: ``BEGIN IMMEDIATE``). With a pool of publishing threads that
-    sleep, not the work, dominated the time. Other processes still meet on busy_timeout."""
-    if engine.dialect.name != "sqlite":
-        return
-    with _serialize_lock:
-        if id(engine) in _serialized_engines:
-            return
-        _serialized_engines.add(id(engine))
-    lock = threading.RLock()
-
-    def acquire(conn: Connection) -> None:
-        # Bounded like busy_timeout: a transaction left open elsewhere never hangs a worker.
-        if lock.acquire(timeout=30):
-            conn.info["amplify_writer_lock"] = conn.info.get("amplify_writer_lock", 0) + 1
-
-    def release(conn: Connection) -> None:
-        held = conn.info.get("amplify_writer_lock", 0)
-        if held:
-            conn.info["amplify_writer_lock"] = held - 1
-            lock.release()
-
-    def begin_failed(context: ExceptionContext) -> None:
-        # BEGIN itself failed (the database stayed locked by another process past
-        # busy_timeout): no commit or rollback will follow, so let go here.
-        statement = (context.statement or "").lstrip().upper()
-        if statement.startswith("BEGIN") and context.connection is not None:
-            release(context.connection)
-
-    # insert=True: take the lock before amplify.db's listener sends BEGIN IMMEDIATE.
-    sa_event.listen(engine, "begin", acquire, insert=True)
-    sa_event.listen(engine, "commit", release)
-    sa_event.listen(engine, "rollback", release)
-    sa_event.listen(engine, "handle_error", begin_failed)
 
 
 def default_worker_id() -> str:
