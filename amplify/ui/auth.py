@@ -130,13 +130,19 @@ def _first_admin_screen() -> None:
             key="first_pw",
             autocomplete="new-password",
         )
+        # The only admin mistyping their password would lock the workspace: ask twice.
+        pw_again = st.text_input(
+            "Password again", type="password", key="first_pw2", autocomplete="new-password"
+        )
         code = (
             st.text_input("Setup code (from the terminal)", key="first_code", autocomplete="off")
             if need_code
             else ""
         )
         done = st.form_submit_button("Create admin and sign in", type="primary")
-    if done:
+    if done and pw != pw_again:
+        st.error("The two passwords are not the same; type the password twice again.")
+    elif done:
         _create_first_admin(name, email, pw, code, need_code)
 
 

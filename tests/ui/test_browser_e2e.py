@@ -405,7 +405,20 @@ class Person:
         self.page.get_by_label("Email", exact=True).fill(email)
         self.page.get_by_label("Password", exact=True).fill(PASSWORD)
         self.act(lambda: self.button("Sign in").click())
+        self.settle_sign_in()
         self.button("Sign out").wait_for()
+        self.idle()
+
+    def settle_sign_in(self) -> None:
+        """Wait for the one-time trip through /auth/session that sets the HttpOnly cookie and
+        reloads the page; a click made during that reload would be lost."""
+        deadline = time.monotonic() + WAIT / 1000
+        while not any(c["name"] == "amplify_sid" for c in self.context.cookies()):
+            assert time.monotonic() < deadline, "the browser never got its session cookie"
+            self.page.wait_for_timeout(100)
+        self.page.wait_for_url(lambda u: "/auth/" not in u)
+        self.page.wait_for_load_state("load")
+        self.page.locator("[data-testid=stApp]").wait_for()
         self.idle()
 
     def signed_in(self) -> bool:
@@ -459,7 +472,9 @@ def test_an_admin_sets_up_a_new_workspace_until_the_checklist_is_done(
         admin.page.get_by_label("Your name", exact=True).fill("Ada Admin")
         admin.page.get_by_label("Email", exact=True).fill("ada@example.org")
         admin.page.get_by_label(re.compile(r"^Password")).first.fill(PASSWORD)
+        admin.page.get_by_label("Password again", exact=True).fill(PASSWORD)
         admin.act(lambda: admin.button("Create admin and sign in").click())
+        admin.settle_sign_in()
         admin.heading("Get started").wait_for()
         admin.see("0 of 4 done")
         admin.photo("checklist-empty")

@@ -27,6 +27,12 @@ def test_it_asks_an_empty_workspace_to_create_its_first_admin(sqlite_url: str) -
     at.text_input(key="keep_first_name").input("Ada Admin")
     at.text_input(key="keep_first_email").input("ada@example.org")
     at.text_input(key="first_pw").input("long enough password")
+    at.text_input(key="first_pw2").input("long enough passwrod")
+    button(at, "Create admin and sign in").click().run()
+    assert "The two passwords are not the same" in texts(at)
+    with session_scope() as s:
+        assert not users.has_users(s)
+    at.text_input(key="first_pw2").input("long enough password")
     button(at, "Create admin and sign in").click().run()
     with session_scope() as s:
         ada = users.get_by_email(s, "ada@example.org")
@@ -41,6 +47,7 @@ def test_it_keeps_what_was_typed_when_the_first_admin_is_invalid(sqlite_url: str
     at.text_input(key="keep_first_name").input("Ada Admin")
     at.text_input(key="keep_first_email").input("not-an-email")
     at.text_input(key="first_pw").input("short")
+    at.text_input(key="first_pw2").input("short")
     button(at, "Create admin and sign in").click().run()
     assert at.error, "a problem should be shown"
     assert at.text_input(key="keep_first_name").value == "Ada Admin"
@@ -310,6 +317,7 @@ def test_it_asks_for_the_setup_code_when_the_dashboard_is_reachable_from_elsewhe
     at.text_input(key="keep_first_name").input("Ada Admin")
     at.text_input(key="keep_first_email").input("ada@example.org")
     at.text_input(key="first_pw").input("long enough password")
+    at.text_input(key="first_pw2").input("long enough password")
     at.text_input(key="first_code").input("0000-0000-0000")
     button(at, "Create admin and sign in").click().run()
     assert "setup code is not right" in texts(at)
@@ -334,6 +342,7 @@ def test_it_refuses_a_weak_first_admin_password_saying_why(sqlite_url: str) -> N
     at.text_input(key="keep_first_name").input("Ada Admin")
     at.text_input(key="keep_first_email").input("ada@example.org")
     at.text_input(key="first_pw").input("password12")
+    at.text_input(key="first_pw2").input("password12")
     button(at, "Create admin and sign in").click().run()
     assert "This is a very common password." in texts(at)
     with session_scope() as s:
