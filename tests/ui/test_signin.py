@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from streamlit.testing.v1 import AppTest
 from uikit import PASSWORD, button, make_user, open_app, texts
 
 from amplify import users
@@ -21,13 +22,18 @@ def _cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(users, "_DUMMY_HASH", cheap.hash("timing"))
 
 
+def _first_admin_form(at: AppTest, email: str, password: str, *, again: str | None = None) -> None:
+    """Fill the first-admin form (the password twice, or ``again`` the second time)."""
+    at.text_input(key="keep_first_name").input("Ada Admin")
+    at.text_input(key="keep_first_email").input(email)
+    at.text_input(key="first_pw").input(password)
+    at.text_input(key="first_pw2").input(password if again is None else again)
+
+
 def test_it_asks_an_empty_workspace_to_create_its_first_admin(sqlite_url: str) -> None:
     at = open_app(None)
     assert "Welcome to Amplify" in texts(at)
-    at.text_input(key="keep_first_name").input("Ada Admin")
-    at.text_input(key="keep_first_email").input("ada@example.org")
-    at.text_input(key="first_pw").input("long enough password")
-    at.text_input(key="first_pw2").input("long enough passwrod")
+    _first_admin_form(at, "ada@example.org", "long enough password", again="long enough passwrod")
     button(at, "Create admin and sign in").click().run()
     assert "The two passwords are not the same" in texts(at)
     with session_scope() as s:
@@ -44,10 +50,7 @@ def test_it_asks_an_empty_workspace_to_create_its_first_admin(sqlite_url: str) -
 
 def test_it_keeps_what_was_typed_when_the_first_admin_is_invalid(sqlite_url: str) -> None:
     at = open_app(None)
-    at.text_input(key="keep_first_name").input("Ada Admin")
-    at.text_input(key="keep_first_email").input("not-an-email")
-    at.text_input(key="first_pw").input("short")
-    at.text_input(key="first_pw2").input("short")
+    _first_admin_form(at, "not-an-email", "short")
     button(at, "Create admin and sign in").click().run()
     assert at.error, "a problem should be shown"
     assert at.text_input(key="keep_first_name").value == "Ada Admin"
@@ -94,8 +97,6 @@ def test_it_hides_single_sign_on_unless_configured(people: dict[str, int]) -> No
 def test_it_offers_single_sign_on_when_auth_secrets_exist(people: dict[str, int]) -> None:
     from pathlib import Path
 
-    from streamlit.testing.v1 import AppTest
-
     app = Path(__file__).resolve().parents[2] / "app.py"
     at = AppTest.from_file(str(app), default_timeout=30)
     at.secrets["auth"] = {"client_id": "x", "client_secret": "y", "redirect_uri": "http://l"}
@@ -107,8 +108,6 @@ def test_it_maps_a_verified_sso_email_to_an_existing_active_person(
     people: dict[str, int],
 ) -> None:
     from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
 
     app = Path(__file__).resolve().parents[2] / "app.py"
     at = AppTest.from_file(str(app), default_timeout=30)
@@ -127,8 +126,6 @@ def test_it_maps_a_verified_sso_email_to_an_existing_active_person(
 def test_it_opens_the_page_the_url_asked_for_after_sign_in(people: dict[str, int]) -> None:
     from pathlib import Path
 
-    from streamlit.testing.v1 import AppTest
-
     app = Path(__file__).resolve().parents[2] / "app.py"
     at = AppTest.from_file(str(app), default_timeout=30)
     at.context = {"url": "http://localhost:8501/review"}
@@ -141,8 +138,6 @@ def test_it_opens_the_page_the_url_asked_for_after_sign_in(people: dict[str, int
 
 def test_it_refuses_single_sign_on_without_a_verified_email(people: dict[str, int]) -> None:
     from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
 
     app = Path(__file__).resolve().parents[2] / "app.py"
     at = AppTest.from_file(str(app), default_timeout=30)
@@ -314,10 +309,7 @@ def test_it_asks_for_the_setup_code_when_the_dashboard_is_reachable_from_elsewhe
     signin.forget_setup_code()
     at = open_app(None)
     assert "setup code" in texts(at)
-    at.text_input(key="keep_first_name").input("Ada Admin")
-    at.text_input(key="keep_first_email").input("ada@example.org")
-    at.text_input(key="first_pw").input("long enough password")
-    at.text_input(key="first_pw2").input("long enough password")
+    _first_admin_form(at, "ada@example.org", "long enough password")
     at.text_input(key="first_code").input("0000-0000-0000")
     button(at, "Create admin and sign in").click().run()
     assert "setup code is not right" in texts(at)
@@ -339,10 +331,7 @@ def test_it_needs_no_setup_code_on_this_machine(sqlite_url: str) -> None:
 
 def test_it_refuses_a_weak_first_admin_password_saying_why(sqlite_url: str) -> None:
     at = open_app(None)
-    at.text_input(key="keep_first_name").input("Ada Admin")
-    at.text_input(key="keep_first_email").input("ada@example.org")
-    at.text_input(key="first_pw").input("password12")
-    at.text_input(key="first_pw2").input("password12")
+    _first_admin_form(at, "ada@example.org", "password12")
     button(at, "Create admin and sign in").click().run()
     assert "This is a very common password." in texts(at)
     with session_scope() as s:
