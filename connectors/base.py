@@ -149,6 +149,67 @@ class ConnectorContext:
     account_id: int | None = None
 
 
+# --------------------------------------------------------------------------- description
+
+
+@dataclass(frozen=True)
+class CredentialField:
+    """One secret a person pastes to connect an account (a form field, a CLI prompt line)."""
+
+    key: str  # the key in ``ConnectorContext.credentials``
+    label: str
+    prompt: str = ""  # the CLI's prompt; the label when empty
+
+
+@dataclass(frozen=True)
+class WriteBudget:
+    """A platform's default write limit: ``count`` units per ``window`` (one write costs
+    ``unit_cost`` units), shared by one ``scope`` (``account`` or ``app``)."""
+
+    scope: str
+    count: int
+    window: timedelta
+    unit_cost: int = 1
+    what: str = "posts"
+
+
+class Reshare:
+    """How an advocate's account reshares a story on a platform."""
+
+    AUTOMATIC = "automatic"  # Amplify reposts from the advocate's connected account
+    SHARE_LINK = "share_link"  # the advocate clicks a link and shares it themselves
+    NONE = "none"  # not at all
+
+
+@dataclass(frozen=True)
+class PlatformInfo:
+    """What the rest of the product needs to know about one platform, said once by its
+    connector module (``INFO``) and read through ``connectors.registry.info``."""
+
+    name: str  # the stored platform key, e.g. "bluesky"
+    label: str  # what people read, e.g. "Bluesky"
+    steps: str  # Markdown: how to get the credentials (the Accounts page)
+    how_to: str  # one paragraph: what to paste (CLI, error messages)
+    handle_label: str
+    credentials: tuple[CredentialField, ...] = ()
+    service_label: str | None = None  # None: no server to choose
+    default_service_url: str = ""  # used when none is given ("" : none, so one is required)
+    suggested_service_url: str = ""  # what the form starts with (the default when empty)
+    https_only: bool = True  # the service URL receives the account's token
+    reshare: str = Reshare.AUTOMATIC
+    share_link: Callable[[Receipt], str] | None = None  # when ``reshare`` is SHARE_LINK
+    write_budgets: tuple[WriteBudget, ...] = ()
+    practice: bool = False  # nothing posted there leaves this machine
+
+    @property
+    def service_url_required(self) -> bool:
+        return self.service_label is not None and not self.default_service_url
+
+    @property
+    def form_service_url(self) -> str:
+        return self.suggested_service_url or self.default_service_url
+
+
 # --------------------------------------------------------------------------- errors
 
 

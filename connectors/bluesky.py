@@ -32,7 +32,7 @@ import mimetypes
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar
 
@@ -63,15 +63,18 @@ from connectors.base import (
     AuthError,
     ConnectorContext,
     ConnectorError,
+    CredentialField,
     Identity,
     Metrics,
     OutgoingPost,
     PartCallback,
     PermanentError,
+    PlatformInfo,
     RateLimited,
     Receipt,
     SpreaderInfo,
     TransientError,
+    WriteBudget,
     image_problems,
     unreadable_answer,
 )
@@ -775,3 +778,30 @@ def _quotes(client: Client, uri: str, cursor: str | None) -> Any:
 
 def _get_profiles(client: Client, actors: list[str]) -> Any:
     return client.get_profiles(actors)
+
+
+INFO = PlatformInfo(
+    name="bluesky",
+    label="Bluesky",
+    steps=(
+        "1. In Bluesky open *Settings → Privacy and security → App passwords*.\n2. Add an app "
+        "password named `Amplify` (never use the account's main password).\n3. Paste the "
+        "handle and app password below. Self-hosted PDS: change the service URL."
+    ),
+    how_to=(
+        "Paste one line: the app password from Bluesky's Settings → Privacy and security → "
+        "App passwords (it looks like abcd-efgh-ijkl-mnop)."
+    ),
+    handle_label="Handle (e.g. team.bsky.social)",
+    credentials=(
+        CredentialField(
+            "app_password",
+            "App password",
+            "App password (Settings → Privacy and security → App passwords)",
+        ),
+    ),
+    service_label="Service (PDS) URL",
+    default_service_url=DEFAULT_SERVICE_URL,
+    # A PDS allows 5,000 points an hour per account; creating a record costs 3.
+    write_budgets=(WriteBudget("account", 5_000, timedelta(hours=1), unit_cost=3, what="points"),),
+)

@@ -43,7 +43,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -67,15 +67,18 @@ from connectors.base import (
     AuthError,
     ConnectorContext,
     ConnectorError,
+    CredentialField,
     Identity,
     Metrics,
     OutgoingPost,
     PartCallback,
     PermanentError,
+    PlatformInfo,
     RateLimited,
     Receipt,
     SpreaderInfo,
     TransientError,
+    WriteBudget,
     describe_body,
     image_problems,
     recent_enough,
@@ -671,3 +674,30 @@ def _metrics_of(status: Any) -> Metrics:
         replies=int(_get(status, "replies_count", default=0)),
         quotes=int(_get(status, "quotes_count", default=0)),
     )
+
+
+INFO = PlatformInfo(
+    name="mastodon",
+    label="Mastodon",
+    steps=(
+        "1. On your instance open *Preferences → Development → New application*.\n2. Name it "
+        "`Amplify`, tick `read` and `write`, save.\n3. Open the application and copy **Your "
+        "access token**; paste it below with the instance URL."
+    ),
+    how_to=(
+        "Paste one line: the access token from your instance's Preferences → Development → "
+        "your application (“Your access token”)."
+    ),
+    handle_label="Account (e.g. team)",
+    credentials=(
+        CredentialField(
+            "access_token",
+            "Access token",
+            "Access token (Preferences → Development → your application)",
+        ),
+    ),
+    service_label="Instance URL",
+    suggested_service_url="https://mastodon.social",
+    # Mastodon's default: 300 requests every 5 minutes per account.
+    write_budgets=(WriteBudget("account", 300, timedelta(minutes=5), what="requests"),),
+)

@@ -61,6 +61,7 @@ from connectors.base import (
     OutgoingPost,
     PartCallback,
     PermanentError,
+    PlatformInfo,
     RateLimited,
     Receipt,
     SpreaderInfo,
@@ -400,3 +401,18 @@ class SandboxConnector:
                     .order_by(SandboxRecord.id)
                 )
             )
+
+
+INFO = PlatformInfo(
+    name=PLATFORM,
+    label="Sandbox (practice)",
+    steps=(
+        "The **sandbox is a practice network**: nothing posted there leaves this machine. "
+        "Use it to try Amplify out or to train volunteers. Pick any handle "
+        "(e.g. `team.sandbox`). Handles starting with `fail-auth` simulate a refused sign-in."
+    ),
+    how_to="The practice network needs no credentials.",
+    handle_label="Practice handle",
+    https_only=False,
+    practice=True,
+)

@@ -49,6 +49,7 @@ from connectors.base import (
     AuthError,
     ConnectorContext,
     ConnectorError,
+    CredentialField,
     Identity,
     LimitReading,
     Media,
@@ -56,8 +57,10 @@ from connectors.base import (
     OutgoingPost,
     PartCallback,
     PermanentError,
+    PlatformInfo,
     RateLimited,
     Receipt,
+    Reshare,
     SpreaderInfo,
     TransientError,
     describe_body,
@@ -799,3 +802,32 @@ def _spreader(user: Any, kind: str) -> SpreaderInfo:
         followers_count=int(followers) if followers is not None else None,
         kind=kind,
     )
+
+
+INFO = PlatformInfo(
+    name="x",
+    label="X",
+    steps=(
+        "1. Open the X developer portal and create a Project and App with **Read and write** "
+        "permission.\n2. Under *Keys and tokens*, copy the **API Key and Secret** and generate "
+        "an **Access Token and Secret** for the account that will post.\n3. Paste all four "
+        "below."
+    ),
+    how_to=(
+        "Paste four lines from the X developer portal (Keys and tokens), in this order: "
+        "API Key, API Key Secret, Access Token, Access Token Secret. Or paste one line "
+        "bearer=<OAuth 2 user token>."
+    ),
+    handle_label="Account handle (without @)",
+    credentials=(
+        CredentialField("api_key", "API Key", "API key (or bearer=<OAuth 2 user token>)"),
+        CredentialField("api_secret", "API Key Secret", "API secret"),
+        CredentialField("access_token", "Access Token", "Access token"),
+        CredentialField("access_token_secret", "Access Token Secret", "Access token secret"),
+    ),
+    service_label="API base URL (leave as it is unless you use a proxy)",
+    default_service_url=DEFAULT_BASE_URL,
+    reshare=Reshare.SHARE_LINK,
+    share_link=share_url,
+    # Write budgets come from the account's X API plan (amplify.ratelimit.X_PLANS).
+)
