@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from amplify import crypto, events, ratelimit
+from amplify import crypto, events, queue, ratelimit
 from amplify.config import get_settings
 from amplify.db import get_engine
 from amplify.errors import AmplifyError, ConfigError, NotFound, ValidationFailed
@@ -529,7 +529,7 @@ def remove_account(s: Session, actor: User, account_id: int, *, force: bool = Fa
             )
         )
         for delivery in affected:
-            delivery.status = DeliveryStatus.CANCELLED
+            queue.cancel(delivery)
         s.flush()
         for post in {d.post for d in affected}:
             refresh_post_state(s, post)  # a story left with nothing to send settles

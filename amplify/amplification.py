@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from amplify import events
+from amplify import events, queue
 from amplify.config import get_settings
 from amplify.models import (
     Account,
@@ -122,12 +122,11 @@ def on_published(
         if adv.id in existing:
             continue
         due = landed + timedelta(minutes=rng.uniform(low, high))
-        repost = Delivery(
+        repost = queue.new_delivery(
             post_id=post.id,
             account_id=adv.id,
             kind=DeliveryKind.REPOST,
             source_id=delivery.id,
-            status=DeliveryStatus.PENDING,
             next_attempt_at=due,
             idempotency_key=repost_key(delivery.id, adv.id),
         )

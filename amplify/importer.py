@@ -44,6 +44,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from amplify import media as images
+from amplify import queue
 from amplify.db import session_scope
 from amplify.errors import AmplifyError, NotAllowed, NotFound, ValidationFailed
 from amplify.models import (
@@ -53,7 +54,6 @@ from amplify.models import (
     Campaign,
     Delivery,
     DeliveryKind,
-    DeliveryStatus,
     Post,
     PostMedia,
     PostState,
@@ -719,15 +719,13 @@ def prepare(dialect: Any, actor: User, stories: Sequence[_Story], *, approve: bo
     ]
     if approve:
         deliveries = [
-            {
-                "post_id": i,
-                "account_id": account_id,
-                "kind": str(DeliveryKind.POST),
-                "status": str(DeliveryStatus.PENDING),
-                "attempts": 0,
-                "next_attempt_at": st.row.scheduled_for,
-                "idempotency_key": uuid.uuid4().hex,
-            }
+            queue.new_delivery_row(
+                post_id=i,
+                account_id=account_id,
+                kind=str(DeliveryKind.POST),
+                next_attempt_at=st.row.scheduled_for,
+                idempotency_key=uuid.uuid4().hex,
+            )
             for i, st in numbered
             for account_id in st.row.account_ids
         ]

@@ -244,6 +244,41 @@ def claim_reconcile(
     return ids
 
 
+# --------------------------------------------------------------------------- entering and leaving
+
+
+def new_delivery(**fields: Any) -> Delivery:
+    """A delivery waiting to go out (pending, no attempt yet); the caller adds it."""
+    return Delivery(status=DeliveryStatus.PENDING, attempts=0, **fields)
+
+
+def new_delivery_row(**fields: Any) -> dict[str, Any]:
+    """The same as ``new_delivery`` as a row for a bulk insert (the CSV importer)."""
+    return {"status": str(DeliveryStatus.PENDING), "attempts": 0, **fields}
+
+
+#: statuses a person may cancel (one being sent is left to finish; a published one stays)
+CANCELLABLE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+
+
+def cancel(delivery: Delivery) -> None:
+    """Stop a delivery that is waiting or has failed (the caller flushes and settles the story)."""
+    if delivery.status not in CANCELLABLE:
+        raise ValueError(f"delivery {delivery.id} is {delivery.status}; it cannot be cancelled")
+    delivery.status = DeliveryStatus.CANCELLED
+
+
+def rearm(delivery: Delivery, when: datetime) -> None:
+    """Send a cancelled or failed delivery again at ``when`` — the same row, so the same
+    idempotency key (a copy that did land is recognised, never sent twice). Its attempts
+    count is kept."""
+    delivery.status = DeliveryStatus.PENDING
+    delivery.next_attempt_at = when
+    delivery.last_error = None
+    delivery.error_kind = None
+    _clear_lease(delivery)
+
+
 # --------------------------------------------------------------------------- holding a lease
 
 
@@ -477,6 +512,38 @@ def fail(
             delivery.next_attempt_at = when
     s.flush()
     return str(delivery.status)
+
+
+def defer_claimed(s: Session, delivery_id: int, worker_id: str, until: datetime) -> bool:
+    """Give a claimed delivery back as pending at ``until`` (its account is over budget),
+    with the reason in words."""
+    account_id = s.scalar(select(Delivery.account_id).where(Delivery.id == delivery_id))
+    reason = f"waiting for the platform's rate window to reset at {until:%H:%M:%S} UTC"
+    if account_id is not None:
+        found = ratelimit.blocked_reasons(s).get(account_id)
+        if found is not None:
+            reason = found[1]
+    result = s.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.status == DeliveryStatus.CLAIMED,
+            Delivery.lease_owner == worker_id,
+        )
+        .values(
+            status=DeliveryStatus.PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=until,
+            # The claim counted an attempt, but nothing was sent: waiting for a window must
+            # not use up the retries a real failure is allowed.
+            attempts=Delivery.attempts - 1,
+            last_error=reason,
+            error_kind=RateLimited.kind,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def requeue(s: Session, delivery_id: int, worker_id: str, *, now: datetime | None = None) -> bool:

@@ -414,38 +414,6 @@ def defer_blocked(s: Session, *, now: datetime | None = None) -> int:
     return moved
 
 
-def defer_claimed(s: Session, delivery_id: int, worker_id: str, until: datetime) -> bool:
-    """Give a claimed delivery back as pending at ``until`` (its account is over budget),
-    with the reason in words."""
-    account_id = s.scalar(select(Delivery.account_id).where(Delivery.id == delivery_id))
-    reason = f"waiting for the platform's rate window to reset at {until:%H:%M:%S} UTC"
-    if account_id is not None:
-        found = blocked_reasons(s).get(account_id)
-        if found is not None:
-            reason = found[1]
-    result = s.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == delivery_id,
-            Delivery.status == DeliveryStatus.CLAIMED,
-            Delivery.lease_owner == worker_id,
-        )
-        .values(
-            status=DeliveryStatus.PENDING,
-            lease_owner=None,
-            lease_expires_at=None,
-            next_attempt_at=until,
-            # The claim counted an attempt, but nothing was sent: waiting for a window must
-            # not use up the retries a real failure is allowed.
-            attempts=Delivery.attempts - 1,
-            last_error=reason,
-            error_kind="rate_limited",
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
-
-
 def units_for(delivery: Delivery, parts: int = 1) -> int:
     """Platform writes one delivery makes: one per thread part still to land; a repost 1."""
     if delivery.kind == DeliveryKind.REPOST:

@@ -434,6 +434,8 @@ class Worker:
             return "crashed"
 
     def _spend_budget(self, item: _Claimed) -> datetime | None:
+        from amplify import queue
+
         with self.factory() as s:
             delivery = s.get(Delivery, item.id)
             if delivery is None:
@@ -441,7 +443,7 @@ class Worker:
             units = ratelimit.units_for(delivery, self._parts(delivery))
             wait_until = ratelimit.acquire(s, item.platform, item.account_id, units)
             if wait_until is not None:
-                ratelimit.defer_claimed(s, item.id, self.worker_id, wait_until)
+                queue.defer_claimed(s, item.id, self.worker_id, wait_until)
             s.commit()
             return wait_until
 

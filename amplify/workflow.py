@@ -27,7 +27,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from amplify import events, textrules
+from amplify import events, queue, textrules
 from amplify.errors import Conflict, IllegalTransition, NotAllowed, NotFound, ValidationFailed
 from amplify.models import (
     Account,
@@ -804,12 +804,10 @@ def approve(
         delivery = existing.get((account.id, DeliveryKind.POST))
         if delivery is None:
             s.add(
-                Delivery(
+                queue.new_delivery(
                     post=post,
                     account=account,
                     kind=DeliveryKind.POST,
-                    status=DeliveryStatus.PENDING,
-                    attempts=0,
                     next_attempt_at=scheduled_for,
                     idempotency_key=uuid.uuid4().hex,
                 )
@@ -818,12 +816,7 @@ def approve(
         elif delivery.status in (DeliveryStatus.CANCELLED, DeliveryStatus.FAILED):
             # Same row, same idempotency key: if an earlier attempt did land, the platform
             # (or reconciliation) recognises it instead of publishing a second copy.
-            delivery.status = DeliveryStatus.PENDING
-            delivery.next_attempt_at = scheduled_for
-            delivery.last_error = None
-            delivery.error_kind = None
-            delivery.lease_owner = None
-            delivery.lease_expires_at = None
+            queue.rearm(delivery, scheduled_for)
             reused += 1
         else:  # published, or still in flight from before the cancel: leave it alone
             kept += 1
@@ -931,8 +924,8 @@ def cancel(
     _check_version(post, expected_version)
     cancelled = in_flight = published = 0
     for delivery in _deliveries(s, post):
-        if delivery.status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
-            delivery.status = DeliveryStatus.CANCELLED
+        if delivery.status in queue.CANCELLABLE:
+            queue.cancel(delivery)
             cancelled += 1
         elif delivery.status in (DeliveryStatus.CLAIMED, DeliveryStatus.RECONCILE):
             in_flight += 1
@@ -974,12 +967,7 @@ def retry_delivery(s: Session, actor: User, delivery_id: int) -> Delivery:
                 "an admin must reconnect it before retrying."
             ]
         )
-    delivery.status = DeliveryStatus.PENDING
-    delivery.next_attempt_at = utcnow()
-    delivery.last_error = None
-    delivery.error_kind = None
-    delivery.lease_owner = None
-    delivery.lease_expires_at = None
+    queue.rearm(delivery, utcnow())
     audit(
         s,
         actor,

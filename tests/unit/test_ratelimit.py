@@ -8,7 +8,7 @@ import pytest
 from factories import make_account, make_delivery, make_user
 from sqlalchemy.orm import Session
 
-from amplify import ratelimit
+from amplify import queue, ratelimit
 from amplify.models import DeliveryStatus, RateBudget, utcnow
 from connectors.base import LimitReading
 
@@ -94,8 +94,8 @@ def test_it_gives_a_claimed_delivery_back_as_pending_at_the_reset(session: Sessi
         attempts=3,  # the claim counted the third; nothing was sent
     )
     reset = now + timedelta(minutes=15)
-    assert not ratelimit.defer_claimed(session, d.id, "someone-else", reset)
-    assert ratelimit.defer_claimed(session, d.id, "w1", reset)
+    assert not queue.defer_claimed(session, d.id, "someone-else", reset)
+    assert queue.defer_claimed(session, d.id, "w1", reset)
     session.expire_all()
     assert (d.status, d.lease_owner, d.next_attempt_at) == ("pending", None, reset)
     assert d.last_error is not None and "rate window" in d.last_error
