@@ -51,13 +51,19 @@ app.add_typer(metrics_app, name="metrics")
 
 
 
-class PlatformName(enum.StrEnum):
-    """The platforms offered to people (connectors.registry.PLATFORMS; a test keeps them equal)."""
+def _offered_platforms() -> tuple[str, ...]:
+    from connectors import registry
 
-    SANDBOX = "sandbox"
-    X = "x"
-    BLUESKY = "bluesky"
-    MASTODON = "mastodon"
+    return registry.platforms()
+
+
+def _platform_option(value: str) -> str:
+    """``--platform``: one of the platforms the registry offers now (case does not matter)."""
+    offered = _offered_platforms()
+    platform = value.strip().lower()
+    if platform not in offered:
+        raise typer.BadParameter(f"{value!r} is not one of: {', '.join(offered)}.")
+    return platform
 
 
 class Format(enum.StrEnum):
@@ -144,13 +150,11 @@ def read_password() -> str:
     return value
 
 
-CREDENTIAL_PROMPTS: dict[str, list[str]] = {
-    "bluesky": ["App password (Settings → Privacy and security → App passwords)"],
-    "mastodon": ["Access token (Preferences → Development → your application)"],
-    "x": ["API key (or bearer=<OAuth 2 user token>)", "API secret", "Access token",
-          "Access token secret"],
-    "sandbox": [],
-}
+def credential_prompts(platform: str) -> list[str]:
+    """One hidden prompt per credential the platform asks for (its connector says which)."""
+    from connectors import registry
+
+    return [f.prompt or f.label for f in registry.info(platform).credentials]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -277,17 +281,22 @@ def users_reset_password(email: str = typer.Argument(..., help="Whose password t
 
 
 def _account_label(platform: str) -> str:
-    if platform == "sandbox":
-        from connectors.sandbox import DISPLAY_NAME
+    from connectors import registry
 
-        return DISPLAY_NAME
-    return platform
+    return registry.info(platform).description or platform
 
 
 @accounts_app.command("add")
 @friendly
 def accounts_add(
-    platform_name: PlatformName = typer.Option(..., "--platform", case_sensitive=False),
+    platform_name: str = typer.Option(
+        ...,
+        "--platform",
+        metavar="PLATFORM",
+        callback=_platform_option,
+        autocompletion=_offered_platforms,
+        help="Where the account is: " + ", ".join(_offered_platforms()) + ".",
+    ),
     handle: str = typer.Option(..., "--handle", help="e.g. team.bsky.social, @team, team"),
     service_url: str = typer.Option(
         "", "--service-url", help="Server, e.g. https://mastodon.social (Bluesky: your PDS)."
@@ -313,8 +322,9 @@ def accounts_add(
     """
     from amplify import accounts
 
-    platform = str(platform_name)
-    text = "" if platform == "sandbox" else read_secret_lines(CREDENTIAL_PROMPTS[platform])
+    platform = platform_name
+    prompts = credential_prompts(platform)
+    text = read_secret_lines(prompts) if prompts else ""
     credentials = accounts.parse_credentials(platform, text)
     with session_scope() as s:
         actor = _operator(s, as_email)

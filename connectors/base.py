@@ -191,6 +191,7 @@ class PlatformInfo:
     steps: str  # Markdown: how to get the credentials (the Accounts page)
     how_to: str  # one paragraph: what to paste (CLI, error messages)
     handle_label: str
+    description: str = ""  # a longer name where it matters (the sandbox: nothing is posted)
     credentials: tuple[CredentialField, ...] = ()
     service_label: str | None = None  # None: no server to choose
     default_service_url: str = ""  # used when none is given ("" : none, so one is required)

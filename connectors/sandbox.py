@@ -406,6 +406,7 @@ class SandboxConnector:
 INFO = PlatformInfo(
     name=PLATFORM,
     label="Sandbox (practice)",
+    description=DISPLAY_NAME,
     steps=(
         "The **sandbox is a practice network**: nothing posted there leaves this machine. "
         "Use it to try Amplify out or to train volunteers. Pick any handle "

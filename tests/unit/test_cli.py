@@ -14,7 +14,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from amplify import cli, users
-from amplify.cli import PlatformName, app
+from amplify.cli import app
 from amplify.crypto import encrypt_json
 from amplify.db import session_scope
 from amplify.models import Account, Delivery, Post, User, WorkerHeartbeat
@@ -53,7 +53,8 @@ def csv_file(tmp_path: Path, rows: str) -> Path:
 
 
 def test_it_offers_the_same_platforms_as_the_registry() -> None:
-    assert [str(p) for p in PlatformName] == list(PLATFORMS)
+    shown = invoke("accounts", "add", "--help").output
+    assert all(p in shown for p in PLATFORMS), shown
 
 
 def test_it_upgrades_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

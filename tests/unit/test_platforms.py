@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from connectors import registry
-from connectors.base import PlatformInfo, Receipt, Reshare
+from connectors.base import CredentialField, PlatformInfo, Receipt, Reshare
+from connectors.sandbox import SandboxConnector
 
 
 @pytest.mark.parametrize("platform", registry.PLATFORMS)
@@ -39,3 +42,34 @@ def test_a_registered_platform_is_offered_only_with_a_description() -> None:
     assert "madeup" not in registry.platforms()
     with pytest.raises(ValueError, match="unknown platform"):
         registry.info("madeup")
+
+
+MADE_UP = PlatformInfo(
+    name="madeup",
+    label="Made Up",
+    steps="1. Open *Made Up → Settings → Tokens*.\n2. Paste the token below.",
+    how_to="Paste one line: the token from Made Up's Settings → Tokens.",
+    handle_label="Made Up handle",
+    credentials=(CredentialField("token", "Made Up token"),),
+    service_label="Made Up server",
+    default_service_url="https://madeup.example",
+)
+
+
+@pytest.fixture
+def made_up_platform() -> Iterator[PlatformInfo]:
+    """A platform no module ships: one registry call adds it, as a new module would."""
+    registry.register("madeup", SandboxConnector, MADE_UP)
+    yield MADE_UP
+    registry.unregister("madeup")
+
+
+def test_the_cli_offers_a_newly_registered_platform(made_up_platform: PlatformInfo) -> None:
+    from typer.testing import CliRunner
+
+    from amplify.cli import app, credential_prompts
+
+    refused = CliRunner().invoke(app, ["accounts", "add", "--platform", "nowhere", "--handle", "a"])
+    assert refused.exit_code == 2
+    assert "'nowhere' is not one of" in refused.output and "madeup" in refused.output
+    assert credential_prompts("madeup") == ["Made Up token"]
