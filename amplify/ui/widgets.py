@@ -17,6 +17,7 @@ from amplify.config import get_settings
 from amplify.errors import AmplifyError, Conflict, ValidationFailed
 from amplify.models import User
 from amplify.ui import state
+from connectors import registry
 
 REFUSAL_HINT = "This page is not open to you. Pick one from the menu, or ask an admin."
 PRACTICE_LABEL = "Sandbox — practice network, nothing is really posted"
@@ -176,15 +177,26 @@ def badge(status: str) -> str:
     return f":{colour}-badge[{status.replace('_', ' ')}]"
 
 
+def _practice(platform: str) -> bool:
+    try:
+        return registry.info(platform).practice
+    except ValueError:  # not a platform offered (an old row, a test's connector)
+        return False
+
+
 def platform_label(platform: str) -> str:
-    if platform == "sandbox":
+    """The platform's name as its connector module gives it (the raw key if unknown)."""
+    if _practice(platform):
         return PRACTICE_LABEL
-    return {"x": "X", "bluesky": "Bluesky", "mastodon": "Mastodon"}.get(platform, platform)
+    try:
+        return registry.info(platform).label
+    except ValueError:
+        return platform
 
 
 def account_label(platform: str, handle: str) -> str:
-    if platform == "sandbox":
-        return f"{handle} (sandbox — practice network)"
+    if _practice(platform):
+        return f"{handle} ({platform} — practice network)"
     return f"{platform_label(platform)}: {handle}"
 
 

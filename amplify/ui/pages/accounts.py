@@ -6,8 +6,6 @@ them encrypted) and never shown again: the widgets are cleared after every attem
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import streamlit as st
 
 from amplify import queries, simulated
@@ -15,71 +13,20 @@ from amplify.errors import AmplifyError
 from amplify.models import Account
 from amplify.permissions import Action
 from amplify.ui import state, widgets
-from connectors.base import ConnectorError
+from connectors import registry
+from connectors.base import ConnectorError, CredentialField, PlatformInfo
 
 
-@dataclass(frozen=True)
-class Field:
-    key: str
-    label: str
-    secret: bool = True
+def _forms() -> dict[str, PlatformInfo]:
+    """A connect form per offered platform, as its connector module describes it."""
+    return {p: registry.info(p) for p in registry.platforms()}
 
 
-@dataclass(frozen=True)
-class PlatformForm:
-    platform: str
-    steps: str
-    handle_label: str
-    service_label: str | None = None
-    service_default: str = ""
-    fields: tuple[Field, ...] = ()
-
-
-FORMS: dict[str, PlatformForm] = {
-    "sandbox": PlatformForm(
-        "sandbox",
-        "The **sandbox is a practice network**: nothing posted there leaves this machine. "
-        "Use it to try Amplify out or to train volunteers. Pick any handle "
-        "(e.g. `team.sandbox`). Handles starting with `fail-auth` simulate a refused sign-in.",
-        "Practice handle",
-    ),
-    "x": PlatformForm(
-        "x",
-        "1. Open the X developer portal and create a Project and App with **Read and write** "
-        "permission.\n2. Under *Keys and tokens*, copy the **API Key and Secret** and generate "
-        "an **Access Token and Secret** for the account that will post.\n3. Paste all four "
-        "below.",
-        "Account handle (without @)",
-        service_label="API base URL (leave as it is unless you use a proxy)",
-        service_default="https://api.x.com",
-        fields=(
-            Field("api_key", "API Key"),
-            Field("api_secret", "API Key Secret"),
-            Field("access_token", "Access Token"),
-            Field("access_token_secret", "Access Token Secret"),
-        ),
-    ),
-    "bluesky": PlatformForm(
-        "bluesky",
-        "1. In Bluesky open *Settings → Privacy and security → App passwords*.\n2. Add an app "
-        "password named `Amplify` (never use the account's main password).\n3. Paste the "
-        "handle and app password below. Self-hosted PDS: change the service URL.",
-        "Handle (e.g. team.bsky.social)",
-        service_label="Service (PDS) URL",
-        service_default="https://bsky.social",
-        fields=(Field("app_password", "App password"),),
-    ),
-    "mastodon": PlatformForm(
-        "mastodon",
-        "1. On your instance open *Preferences → Development → New application*.\n2. Name it "
-        "`Amplify`, tick `read` and `write`, save.\n3. Open the application and copy **Your "
-        "access token**; paste it below with the instance URL.",
-        "Account (e.g. team)",
-        service_label="Instance URL",
-        service_default="https://mastodon.social",
-        fields=(Field("access_token", "Access token"),),
-    ),
-}
+def _credential_fields(platform: str) -> tuple[CredentialField, ...]:
+    try:
+        return registry.info(platform).credentials
+    except ValueError:  # an account of a platform no longer offered
+        return ()
 
 
 def _test(account_id: int) -> tuple[bool, str]:
@@ -100,11 +47,13 @@ def _test(account_id: int) -> tuple[bool, str]:
 def _connect(platform: str) -> None:
     from amplify import accounts
 
-    form = FORMS[platform]
+    form = registry.info(platform)
     handle = st.session_state.get(f"acc_{platform}_handle", "").strip()
-    service = st.session_state.get(f"acc_{platform}_service", form.service_default)
+    service = st.session_state.get(f"acc_{platform}_service", form.form_service_url)
     scope = f"acc_{platform}"
-    creds = {f.key: st.session_state.get(widgets.secret_key(scope, f.key), "") for f in form.fields}
+    creds = {
+        f.key: st.session_state.get(widgets.secret_key(scope, f.key), "") for f in form.credentials
+    }
     widgets.clear_secret_fields(scope)
     try:
         with state.db() as s:
@@ -143,8 +92,7 @@ def _connect(platform: str) -> None:
 def _reconnect(acct: Account) -> None:
     from amplify import accounts
 
-    form = FORMS.get(acct.platform)
-    fields = form.fields if form else ()
+    fields = _credential_fields(acct.platform)
     scope = f"re_{acct.id}"
     creds = {f.key: st.session_state.get(widgets.secret_key(scope, f.key), "") for f in fields}
     widgets.clear_secret_fields(scope)
@@ -198,7 +146,7 @@ def _reset_form(platform: str) -> None:
     a value removed after drawing would come back from the browser on the next run."""
     if st.session_state.pop(f"acc_{platform}_reset", False):
         st.session_state[f"acc_{platform}_handle"] = ""
-        st.session_state[f"acc_{platform}_service"] = FORMS[platform].service_default
+        st.session_state[f"acc_{platform}_service"] = registry.info(platform).form_service_url
         st.session_state[f"acc_{platform}_owner"] = None
         st.session_state[f"acc_{platform}_optin"] = False
 
@@ -242,10 +190,10 @@ def _account_card(acct: Account, tz: object) -> None:
                 lambda: _save_x_plan(acct.id, plan), saved
             ):
                 st.rerun()
-        form = FORMS.get(acct.platform)
-        if form and form.fields:
+        fields = _credential_fields(acct.platform)
+        if fields:
             with st.expander("Reconnect with new credentials"):
-                for f in form.fields:
+                for f in fields:
                     st.text_input(
                         f.label, type="password", key=widgets.secret_key(f"re_{acct.id}", f.key)
                     )
@@ -263,10 +211,9 @@ def render() -> None:
         accts = list(queries.accounts(s))
         people = list(users.list_users(s, include_inactive=False))
         s.expunge_all()
-    tabs = st.tabs(
-        [widgets.platform_label(p) if p != "sandbox" else "Sandbox (practice)" for p in FORMS]
-    )
-    for tab, (platform, form) in zip(tabs, FORMS.items(), strict=True):
+    forms = _forms()
+    tabs = st.tabs([form.label for form in forms.values()])
+    for tab, (platform, form) in zip(tabs, forms.items(), strict=True):
         with tab:
             mine = [a for a in accts if a.platform == platform]
             if not mine:
@@ -278,13 +225,11 @@ def render() -> None:
             st.markdown(form.steps)
             st.text_input(form.handle_label, key=f"acc_{platform}_handle")
             if form.service_label:
-                st.session_state.setdefault(f"acc_{platform}_service", form.service_default)
+                st.session_state.setdefault(f"acc_{platform}_service", form.form_service_url)
                 st.text_input(form.service_label, key=f"acc_{platform}_service")
-            for f in form.fields:
+            for f in form.credentials:
                 st.text_input(
-                    f.label,
-                    type="password" if f.secret else "default",
-                    key=widgets.secret_key(f"acc_{platform}", f.key),
+                    f.label, type="password", key=widgets.secret_key(f"acc_{platform}", f.key)
                 )
             if platform == "x":
                 from amplify import ratelimit
