@@ -20,7 +20,6 @@ emits ``story.published`` (once the story is out everywhere) and ``delivery.fail
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +33,7 @@ from amplify import events, queue, ratelimit
 from amplify.config import get_settings
 from amplify.errors import ConfigError
 from amplify.models import Account, Delivery, DeliveryKind, DeliveryStatus, PostState
+from amplify.queue import Outcome
 from amplify.retry import DEFAULT_POLICY, RetryPolicy
 from connectors.base import (
     AuthError,
@@ -50,20 +50,6 @@ from connectors.base import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class Outcome(enum.StrEnum):
-    PUBLISHED = "published"
-    RETRY = "retry"  # transient error: pending at backoff
-    RATE_LIMITED = "rate_limited"  # pending at the platform's reset time
-    FAILED = "failed"  # permanent, or gave up: a lead must look
-    NEEDS_ATTENTION = "needs_attention"  # auth error: the account needs an admin
-    RECONCILE = "reconcile"  # reconciliation could not ask the platform yet; tries later
-    REQUEUED = "requeued"  # reconciliation: nothing landed, back to pending
-    RESUMED = "resumed"  # reconciliation: some thread parts landed, the rest will follow
-    LEASE_LOST = "lease_lost"  # another worker owns it now; nothing was changed
-    NOT_CLAIMED = "not_claimed"  # this worker does not hold the delivery
-    UNCERTAIN = "uncertain"  # something landed but could not be recorded: reconcile will
 
 
 ConnectorFactory = Callable[[Account], Connector]
@@ -317,7 +303,7 @@ def publish_one(
     *,
     policy: RetryPolicy = DEFAULT_POLICY,
     connector_for: ConnectorFactory | None = None,
-) -> str:
+) -> Outcome:
     """Publish one delivery this worker has claimed; the outcome (an ``Outcome`` value)."""
     build = connector_for or _default_connector_for
     with factory() as s:
@@ -394,7 +380,7 @@ def reconcile_one(
     *,
     policy: RetryPolicy = DEFAULT_POLICY,
     connector_for: ConnectorFactory | None = None,
-) -> str:
+) -> Outcome:
     """A delivery whose lease expired mid-publish: ask the platform what landed.
 
     Everything landed → published (no second send). Some thread parts landed → recorded,

@@ -23,6 +23,7 @@ function works in the caller's session and leaves committing to the caller.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -63,6 +64,26 @@ from amplify.retry import DEFAULT_POLICY, RetryPolicy
 from connectors.base import AuthError, ConnectorError, PermanentError, RateLimited, Receipt
 
 log = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    """How one publish or reconcile attempt ended: the one vocabulary the publisher returns,
+    the worker counts and logs, and the CLI reports (compare members, never strings)."""
+
+    PUBLISHED = "published"
+    RETRY = "retry"  # transient error: pending at backoff
+    RATE_LIMITED = "rate_limited"  # pending at the platform's reset time
+    FAILED = "failed"  # permanent, or gave up: a lead must look
+    NEEDS_ATTENTION = "needs_attention"  # auth error: the account needs an admin
+    RECONCILE = "reconcile"  # reconciliation could not ask the platform yet; tries later
+    REQUEUED = "requeued"  # reconciliation: nothing landed, back to pending
+    RESUMED = "resumed"  # reconciliation: some thread parts landed, the rest will follow
+    LEASE_LOST = "lease_lost"  # another worker owns it now; nothing was changed
+    NOT_CLAIMED = "not_claimed"  # this worker does not hold the delivery
+    UNCERTAIN = "uncertain"  # something landed but could not be recorded: reconcile will
+    DEFERRED = "deferred"  # the account's budget is spent: pending at the window's reset
+    CRASHED = "crashed"  # the attempt raised; its lease expires and reconcile decides
+
 
 #: statuses in which a delivery holds its account (nothing else of that account is claimed)
 BUSY = (DeliveryStatus.CLAIMED, DeliveryStatus.RECONCILE)
@@ -448,7 +469,7 @@ def fail(
     *,
     now: datetime | None = None,
     policy: RetryPolicy = DEFAULT_POLICY,
-) -> str | None:
+) -> DeliveryStatus | None:
     """Handle a failed attempt by its kind; returns the delivery's new status, or None if
     ``worker_id`` lost the lease (then nothing changes).
 
@@ -511,7 +532,7 @@ def fail(
             delivery.status = retry_status
             delivery.next_attempt_at = when
     s.flush()
-    return str(delivery.status)
+    return DeliveryStatus(delivery.status)
 
 
 def defer_claimed(s: Session, delivery_id: int, worker_id: str, until: datetime) -> bool:

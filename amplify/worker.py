@@ -51,6 +51,7 @@ from amplify.models import (
     WorkerHeartbeat,
     utcnow,
 )
+from amplify.queue import Outcome
 from amplify.retry import DEFAULT_POLICY, RetryPolicy
 from connectors.base import Connector
 
@@ -401,7 +402,7 @@ class Worker:
         if claim_now:
             self.wake()
 
-    def _publish(self, item: _Claimed) -> str:
+    def _publish(self, item: _Claimed) -> Outcome:
         from amplify import publisher
 
         try:
@@ -409,7 +410,7 @@ class Worker:
                 wait_until = self._spend_budget(item)
                 if wait_until is not None:
                     self._act(f"deferred delivery {item.id} to {wait_until:%H:%M:%S} (budget)")
-                    return "deferred"
+                    return Outcome.DEFERRED
             outcome = publisher.publish_one(
                 self.factory,
                 item.id,
@@ -417,7 +418,7 @@ class Worker:
                 policy=self.policy,
                 connector_for=self.connector_for,
             )
-            self._after_publish(item, str(outcome))
+            self._after_publish(item, outcome)
             self._act(f"delivery {item.id}: {outcome}")
             # The one line per publish: which send, where, how it ended (never the text).
             log.info(
@@ -428,10 +429,10 @@ class Worker:
                 item.handle,
                 outcome,
             )
-            return str(outcome)
+            return outcome
         except Exception:
             log.exception("publishing delivery %s crashed; its lease will be reconciled", item.id)
-            return "crashed"
+            return Outcome.CRASHED
 
     def _spend_budget(self, item: _Claimed) -> datetime | None:
         from amplify import queue
@@ -458,16 +459,16 @@ class Worker:
         except Exception:
             return 1
 
-    def _after_publish(self, item: _Claimed, outcome: str) -> None:
+    def _after_publish(self, item: _Claimed, outcome: Outcome) -> None:
         """Start the amplification wave of a landed original; after a 429, block the
         account's shared budget until the platform's reset. Most outcomes need neither,
         and then no transaction is spent."""
-        if outcome == "published":
+        if outcome == Outcome.PUBLISHED:
             with self._lock:
                 self.stats["published_total"] += 1
             if item.kind != DeliveryKind.POST or not item.amplify:
                 return
-        elif not (outcome == "rate_limited" and item.platform in ratelimit.LIMITS):
+        elif not (outcome == Outcome.RATE_LIMITED and item.platform in ratelimit.LIMITS):
             return
         with self.factory() as s:
             delivery = s.get(Delivery, item.id)
@@ -514,7 +515,7 @@ class Worker:
                         policy=self.policy,
                         connector_for=self.connector_for,
                     )
-                    self._after_publish(item, str(outcome))
+                    self._after_publish(item, outcome)
                     log.info(
                         "delivery %s (%s to %s %s) checked after a lost answer: %s",
                         item.id,
@@ -526,7 +527,7 @@ class Worker:
                     return f"reconcile:{outcome}"
                 except Exception:
                     log.exception("reconciling delivery %s crashed", item.id)
-                    return "reconcile:crashed"
+                    return f"reconcile:{Outcome.CRASHED}"
 
             for item in self._describe(ids):
                 self._submit(reconcile, item)
