@@ -25,29 +25,14 @@ from amplify.models import Account, AccountStatus, Delivery, DeliveryStatus, Use
 from amplify.permissions import Action, can, require
 from amplify.workflow import audit, refresh_post_state
 from connectors import registry
-from connectors.base import AuthError, Connector, ConnectorContext, ConnectorError, Identity
-
-DEFAULT_SERVICE_URLS = {"bluesky": "https://bsky.social", "x": "https://api.x.com"}
-#: Platforms whose service URL receives the account's token: https only.
-HTTPS_ONLY = frozenset({"bluesky", "mastodon", "x"})
-X_KEYS = ("api_key", "api_secret", "access_token", "access_token_secret")
-
-_HOW_TO = {
-    "bluesky": (
-        "Paste one line: the app password from Bluesky's Settings → Privacy and security → "
-        "App passwords (it looks like abcd-efgh-ijkl-mnop)."
-    ),
-    "mastodon": (
-        "Paste one line: the access token from your instance's Preferences → Development → "
-        "your application (“Your access token”)."
-    ),
-    "x": (
-        "Paste four lines from the X developer portal (Keys and tokens), in this order: "
-        "API Key, API Key Secret, Access Token, Access Token Secret. Or paste one line "
-        "bearer=<OAuth 2 user token>."
-    ),
-    "sandbox": "The practice network needs no credentials.",
-}
+from connectors.base import (
+    AuthError,
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    Identity,
+    PlatformInfo,
+)
 
 
 @dataclass(frozen=True)
@@ -61,83 +46,85 @@ class PlatformHelp:
 
 
 def platform_help(platform: str) -> PlatformHelp:
+    info = _info(platform)
+    return PlatformHelp(platform, info.how_to, info.default_service_url, info.service_url_required)
+
+
+def _info(platform: str) -> PlatformInfo:
+    """The platform as its connector module describes it; a connector a test registered
+    without a description gets a plain one (no credentials, no server, http allowed)."""
     _check_platform(platform)
-    return PlatformHelp(
-        platform,
-        _HOW_TO.get(platform, ""),
-        DEFAULT_SERVICE_URLS.get(platform, ""),
-        platform == "mastodon",
-    )
+    try:
+        return registry.info(platform)
+    except ValueError:
+        return PlatformInfo(platform, platform, "", "", "Handle", https_only=False)
 
 
 def _known_platforms() -> tuple[str, ...]:
-    # PLATFORMS are the ones offered to people; tests may register their own connector too.
-    return registry.buildable()
+    # The ones offered to people, and connectors tests registered without offering them.
+    return (*registry.platforms(), *registry.buildable())
 
 
 def _check_platform(platform: str) -> None:
     if platform not in _known_platforms():
         raise ValidationFailed(
-            [f"Unknown platform {platform!r}; choose one of: {', '.join(registry.PLATFORMS)}."]
+            [f"Unknown platform {platform!r}; choose one of: {', '.join(registry.platforms())}."]
         )
 
 
 # --------------------------------------------------------------------------- credentials
 
 
-def _one_line(platform: str, text: str, key: str) -> dict[str, str]:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    if len(lines) != 1 or any(ch.isspace() for ch in lines[0]):
-        found = "nothing" if not lines else f"{len(lines)} line(s)"
-        raise ValidationFailed([f"Got {found}. {_HOW_TO[platform]}"])
-    return {key: lines[0]}
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
 def parse_credentials(platform: str, text: str) -> dict[str, str]:
-    """Turn pasted text (CLI stdin, a text box) into the credentials mapping for ``platform``.
+    """Turn pasted text (CLI stdin, a text box) into the credentials mapping for ``platform``:
+    one line per credential field its connector names, in order, or ``key=value`` lines.
 
     The error says what to paste and never repeats what was pasted.
     """
-    _check_platform(platform)
-    if platform == "bluesky":
-        return _one_line(platform, text, "app_password")
-    if platform == "mastodon":
-        return _one_line(platform, text, "access_token")
-    if platform == "x":
-        return _parse_x(text)
-    token = (text or "").strip()
-    return {"token": token} if token else {}
-
-
-def _parse_x(text: str) -> dict[str, str]:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    if len(lines) == 1 and lines[0].lower().startswith("bearer="):
+    info = _info(platform)
+    keys = [f.key for f in info.credentials]
+    if not keys:
+        token = (text or "").strip()
+        return {"token": token} if token else {}
+    lines = _lines(text)
+    if len(keys) == 1:
+        if len(lines) != 1 or any(ch.isspace() for ch in lines[0]):
+            found = "nothing" if not lines else f"{len(lines)} line(s)"
+            raise ValidationFailed([f"Got {found}. {info.how_to}"])
+        return {keys[0]: lines[0]}
+    alternative = info.token_alternative
+    if alternative and len(lines) == 1 and lines[0].lower().startswith(f"{alternative}="):
         token = lines[0].split("=", 1)[1].strip()
         if token and not any(ch.isspace() for ch in token):
-            return {"bearer": token}
-        raise ValidationFailed([f"The bearer= line has no token after it. {_HOW_TO['x']}"])
+            return {alternative: token}
+        raise ValidationFailed([f"The {alternative}= line has no token after it. {info.how_to}"])
     named: dict[str, str] = {}
     for line in lines:
         name, sep, value = line.partition("=")
-        if sep and name.strip().lower() in X_KEYS:
+        if sep and name.strip().lower() in keys:
             named[name.strip().lower()] = value.strip()
     if named and len(named) == len(lines):
-        lines = [named.get(k, "") for k in X_KEYS]
-    if len(lines) != 4 or not all(lines) or any(" " in v for v in lines):
-        raise ValidationFailed([f"Got {len(lines)} usable line(s). {_HOW_TO['x']}"])
-    return dict(zip(X_KEYS, lines, strict=True))
+        lines = [named.get(k, "") for k in keys]
+    if len(lines) != len(keys) or not all(lines) or any(" " in v for v in lines):
+        raise ValidationFailed([f"Got {len(lines)} usable line(s). {info.how_to}"])
+    return dict(zip(keys, lines, strict=True))
 
 
 def _credential_problems(platform: str, credentials: dict[str, str]) -> list[str]:
-    if platform == "bluesky" and not credentials.get("app_password"):
-        return [f"The app password is missing. {_HOW_TO['bluesky']}"]
-    if platform == "mastodon" and not credentials.get("access_token"):
-        return [f"The access token is missing. {_HOW_TO['mastodon']}"]
-    if platform == "x" and not credentials.get("bearer"):
-        missing = [k.replace("_", " ") for k in X_KEYS if not credentials.get(k)]
-        if missing:
-            return [f"Missing {', '.join(missing)}. {_HOW_TO['x']}"]
-    return []
+    info = _info(platform)
+    if info.token_alternative and credentials.get(info.token_alternative):
+        return []
+    missing = [f for f in info.credentials if not credentials.get(f.key)]
+    if not missing:
+        return []
+    if len(info.credentials) == 1:
+        return [f"The {missing[0].label.lower()} is missing. {info.how_to}"]
+    names = ", ".join(f.key.replace("_", " ") for f in missing)
+    return [f"Missing {names}. {info.how_to}"]
 
 
 def _clean_credentials(platform: str, credentials: dict[str, str]) -> dict[str, str]:
@@ -214,8 +201,9 @@ def context_for(account: Account) -> ConnectorContext:
             # Keep the loaded object in step without marking it dirty.
             set_committed_value(account, "session_enc", token)
 
-    service_url = account.service_url or DEFAULT_SERVICE_URLS.get(account.platform, "")
-    insecure = _insecure_url(service_url) if account.platform in HTTPS_ONLY else None
+    info = _info(account.platform)
+    service_url = account.service_url or info.default_service_url
+    insecure = _insecure_url(service_url) if info.https_only else None
     if insecure:  # saved before https was required, or the setting was turned off since
         raise ConfigError(f"{account.label}: {insecure}")
     return ConnectorContext(
@@ -236,21 +224,21 @@ def connector_for(account: Account) -> Connector:
 
 
 def _service_url(platform: str, service_url: str, handle: str) -> tuple[str, list[str]]:
+    info = _info(platform)
     url = (service_url or "").strip().rstrip("/")
-    if not url and platform == "mastodon" and "@" in handle:
+    if not url and info.server_in_handle and "@" in handle:
         url = "https://" + handle.rsplit("@", 1)[1]
     if not url:
-        url = DEFAULT_SERVICE_URLS.get(platform, "")
-    if platform == "mastodon" and not url:
-        return "", ["Give the Mastodon instance URL, for example https://mastodon.social."]
+        url = info.default_service_url
+    example = info.form_service_url or "https://mastodon.social"
+    if info.service_url_required and not url:
+        what = (info.service_label or "server")[:1].lower() + (info.service_label or "server")[1:]
+        return "", [f"Give the {info.label} {what}, for example {example}."]
     if url:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            return url, [
-                f"The service URL must start with https:// (for example "
-                f"{DEFAULT_SERVICE_URLS.get(platform, 'https://mastodon.social')})."
-            ]
-        insecure = _insecure_url(url) if platform in HTTPS_ONLY else None
+            return url, [f"The service URL must start with https:// (for example {example})."]
+        insecure = _insecure_url(url) if info.https_only else None
         if insecure:
             return url, [insecure]
     return url, []
@@ -289,7 +277,7 @@ def _insecure_url(url: str) -> str | None:
 
 def _normalise_handle(platform: str, handle: str) -> str:
     value = (handle or "").strip().lstrip("@")
-    if platform == "mastodon" and "@" in value:
+    if "@" in value and _info(platform).server_in_handle:
         value = value.split("@", 1)[0]
     return value
 
@@ -380,7 +368,7 @@ def update_credentials(
     """Reconnect: replace the credentials, forget the old session, clear the error."""
     account = get_account(s, account_id)
     require_manager(actor, account)
-    insecure = _insecure_url(account.service_url) if account.platform in HTTPS_ONLY else None
+    insecure = _insecure_url(account.service_url) if _info(account.platform).https_only else None
     if insecure and account.service_url:  # the new token would go the same insecure way
         raise ValidationFailed([f"{insecure} Remove this account and add it again with https."])
     account.credentials_enc = crypto.encrypt_json(_clean_credentials(account.platform, credentials))

@@ -698,6 +698,7 @@ INFO = PlatformInfo(
     ),
     service_label="Instance URL",
     suggested_service_url="https://mastodon.social",
+    server_in_handle=True,
     # Mastodon's default: 300 requests every 5 minutes per account.
     write_budgets=(WriteBudget("account", 300, timedelta(minutes=5), what="requests"),),
 )

@@ -827,6 +827,7 @@ INFO = PlatformInfo(
     ),
     service_label="API base URL (leave as it is unless you use a proxy)",
     default_service_url=DEFAULT_BASE_URL,
+    token_alternative="bearer",  # an OAuth 2 user token instead of the four OAuth 1 keys
     reshare=Reshare.SHARE_LINK,
     share_link=share_url,
     # Write budgets come from the account's X API plan (amplify.ratelimit.X_PLANS).
