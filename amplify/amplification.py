@@ -33,24 +33,34 @@ from amplify.models import (
     User,
     utcnow,
 )
+from connectors import registry
+from connectors.base import Receipt, Reshare
 
 log = logging.getLogger(__name__)
 
-# Platforms where an advocate's account reposts automatically.
-AUTO_REPOST_PLATFORMS = frozenset({"bluesky", "mastodon", "sandbox"})
-# Platforms where the advocate shares with their own click (a share/intent link).
-SHARE_LINK_PLATFORMS = frozenset({"x"})
 # How long after the original lands a share link stays on an advocate's dashboard.
 SHARE_LINK_DAYS = 3
 
 
-def share_link(platform: str, remote_id: str) -> str:
-    if platform == "x":
-        from connectors.base import Receipt
-        from connectors.x import share_url
+def reshare_on(platform: str) -> str:
+    """How advocates reshare on ``platform`` (a ``Reshare`` value), as its connector says;
+    not at all on a platform nobody describes (a test's connector)."""
+    try:
+        return registry.info(platform).reshare
+    except ValueError:
+        return Reshare.NONE
 
-        return share_url(Receipt(remote_id=remote_id))
-    raise ValueError(f"{platform} has no share links; its advocates repost automatically")
+
+def _platforms_resharing(how: str) -> tuple[str, ...]:
+    return tuple(p for p in registry.platforms() if reshare_on(p) == how)
+
+
+def share_link(platform: str, remote_id: str) -> str:
+    shares = reshare_on(platform) == Reshare.SHARE_LINK
+    build = registry.info(platform).share_link if shares else None
+    if build is None:
+        raise ValueError(f"{platform} has no share links; its advocates repost automatically")
+    return build(Receipt(remote_id=remote_id))
 
 
 def repost_key(source_id: int, account_id: int) -> str:
@@ -104,10 +114,11 @@ def on_published(
     )
     advocates = [a for a in advocate_accounts(s, platform) if a.id not in publishing_ids]
 
-    if platform in SHARE_LINK_PLATFORMS:
+    how = reshare_on(platform)
+    if how == Reshare.SHARE_LINK:
         _notify_share_links(s, post, delivery, advocates)
         return []
-    if platform not in AUTO_REPOST_PLATFORMS:
+    if how != Reshare.AUTOMATIC:
         return []
 
     existing = set(
@@ -184,8 +195,8 @@ def _notify_auto_reshare(
 def pending_share_links(
     s: Session, user: User, *, now: datetime | None = None, days: int = SHARE_LINK_DAYS
 ) -> list[dict[str, Any]]:
-    """Share links for ``user``'s opted-in X accounts: originals of amplify-posts that
-    landed in the last ``days`` days, newest first."""
+    """Share links for ``user``'s opted-in accounts on share-link platforms (X): originals
+    of amplify-posts that landed in the last ``days`` days, newest first."""
     now = now or utcnow()
     mine = [
         a
@@ -193,7 +204,7 @@ def pending_share_links(
             select(Account).where(
                 Account.owner_id == user.id,
                 Account.amplify_opt_in.is_(True),
-                Account.platform.in_(SHARE_LINK_PLATFORMS),
+                Account.platform.in_(_platforms_resharing(Reshare.SHARE_LINK)),
             )
         )
     ]
