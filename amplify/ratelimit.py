@@ -20,7 +20,7 @@ blocks), ``<platform>:account:<id>:<name>`` (another window of the account, e.g.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from amplify.db import is_postgres
 from amplify.models import Account, Delivery, DeliveryKind, DeliveryStatus, RateBudget, utcnow
+from connectors import registry
 from connectors.base import LimitReading
 
 DAY = timedelta(hours=24)
@@ -114,11 +115,33 @@ def _x_account_limits(options: dict[str, object] | None) -> tuple[Limit, ...]:
     return x_limits(X_PLANS[x_plan_of(options)], seen if isinstance(seen, dict) else None)
 
 
-LIMITS: dict[str, tuple[Limit, ...]] = {
-    "x": x_limits(X_PLANS[DEFAULT_X_PLAN]),
-    "bluesky": (Limit("account", 5_000, timedelta(hours=1), unit_cost=3, what="points"),),
-    "mastodon": (Limit("account", 300, timedelta(minutes=5), what="requests"),),
-}
+class _DefaultLimits(Mapping[str, tuple[Limit, ...]]):
+    """Each platform's write windows when its account says nothing more: X's from its
+    default plan, every other platform's from its connector's ``PlatformInfo.write_budgets``.
+    Platforms without budgets (the sandbox) are not in it. Read on use, so a platform added
+    to the registry is budgeted without an edit here."""
+
+    def __getitem__(self, platform: str) -> tuple[Limit, ...]:
+        if platform == "x":
+            return x_limits(X_PLANS[DEFAULT_X_PLAN])
+        try:
+            budgets = registry.info(platform).write_budgets
+        except ValueError:
+            raise KeyError(platform) from None
+        if not budgets:
+            raise KeyError(platform)
+        return tuple(
+            Limit(b.scope, b.count, b.window, unit_cost=b.unit_cost, what=b.what) for b in budgets
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([p for p in registry.platforms() if p in self])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+
+LIMITS: Mapping[str, tuple[Limit, ...]] = _DefaultLimits()
 
 
 def describe_x_plan(key: str) -> str:
@@ -355,7 +378,11 @@ def blocked_accounts(s: Session, *, now: datetime | None = None) -> dict[int, da
     return {k: until for k, (until, _) in blocked_reasons(s, now=now).items()}
 
 
-_PLATFORM_NAMES = {"x": "X", "bluesky": "Bluesky", "mastodon": "Mastodon"}
+def _platform_name(platform: str) -> str:
+    try:
+        return registry.info(platform).label
+    except ValueError:
+        return platform.title()
 
 
 def _per(window: timedelta) -> str:
@@ -375,7 +402,7 @@ def waiting_reason(
 ) -> str:
     """Why a delivery waits, for a volunteer: "X allows 17 posts a day on your plan; the
     next goes out at 14:05 UTC"."""
-    name = _PLATFORM_NAMES.get(platform, platform.title())
+    name = _platform_name(platform)
     when = f"the next goes out at {until:%H:%M} UTC"
     if until.date() != utcnow().date():
         when = f"the next goes out on {until:%a %d %b} at {until:%H:%M} UTC"
