@@ -187,9 +187,20 @@ def _check_version(post: Post, expected_version: int | None) -> None:
 
 
 def _platforms() -> tuple[str, ...]:
-    from connectors.registry import PLATFORMS
+    from connectors import registry
 
-    return PLATFORMS
+    return registry.platforms()
+
+
+def _platform_name(platform: str) -> str:
+    """The platform as a sentence names it: its label, "the sandbox" for a practice one."""
+    from connectors import registry
+
+    try:
+        info = registry.info(platform)
+    except ValueError:
+        return platform
+    return f"the {platform}" if info.practice else info.label
 
 
 def _aware(value: datetime, what: str) -> list[str]:
@@ -685,12 +696,7 @@ def _render_problems(post: Post, accounts: Sequence[Account]) -> list[str]:
         if not parts or not any(p.strip() for p in parts):
             problems.append(f"The text for {platform} came out empty; write the story first.")
         elif post.thread_cap is not None and len(parts) > post.thread_cap:
-            name = {
-                "x": "X",
-                "bluesky": "Bluesky",
-                "mastodon": "Mastodon",
-                "sandbox": "the sandbox",
-            }.get(platform, platform)
+            name = _platform_name(platform)
             problems.append(
                 f"On {name} the text needs {len(parts)} posts, but the thread is capped at "
                 f"{post.thread_cap}: shorten it (or give {name} a shorter custom text), "
