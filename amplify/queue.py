@@ -60,7 +60,7 @@ from amplify.models import (
     PostState,
     utcnow,
 )
-from amplify.retry import DEFAULT_POLICY, RetryPolicy
+from amplify.retry import DEFAULT_POLICY, Failure, RetryPolicy, Verdict
 from connectors.base import AuthError, ConnectorError, PermanentError, RateLimited, Receipt
 
 log = logging.getLogger(__name__)
@@ -461,6 +461,17 @@ def _defer_account(
     )
 
 
+def failure_of(error: ConnectorError) -> Failure:
+    """The retry policy's name for a connector error (a rate limit before its base class)."""
+    if isinstance(error, RateLimited):
+        return Failure.RATE_LIMITED
+    if isinstance(error, AuthError):
+        return Failure.AUTH
+    if isinstance(error, PermanentError):
+        return Failure.PERMANENT
+    return Failure.TRANSIENT
+
+
 def fail(
     s: Session,
     delivery_id: int,
@@ -499,19 +510,19 @@ def fail(
     delivery.last_error = message
     _clear_lease(delivery)
 
-    if isinstance(error, RateLimited):
-        delivery.attempts = max(0, delivery.attempts - 1)
-        when = error.retry_at
-        if when is None or when < now:
-            when = now + timedelta(seconds=policy.delay(max(delivery.attempts, 1)))
+    retry_at = error.retry_at if isinstance(error, RateLimited) else None
+    decision = policy.decide(failure_of(error), delivery.attempts, now, retry_at=retry_at)
+    delivery.attempts = decision.attempts
+    if decision.verdict == Verdict.WAIT_FOR_RESET:
+        assert decision.at is not None
         delivery.status = retry_status
-        delivery.next_attempt_at = when
-        _defer_account(s, delivery.account_id, when, delivery.id, message)
+        delivery.next_attempt_at = decision.at
+        _defer_account(s, delivery.account_id, decision.at, delivery.id, message)
         account = s.get(Account, delivery.account_id)
-        if error.limits and account is not None:
+        if isinstance(error, RateLimited) and error.limits and account is not None:
             # The platform's own count of what is left corrects the shared budgets.
             ratelimit.observe(s, account.platform, account.id, error.limits, now=now)
-    elif isinstance(error, AuthError):
+    elif decision.verdict == Verdict.NEEDS_ATTENTION:
         # Reconciliation resumes once an admin fixes the account (claims skip it till then).
         delivery.status = retry_status if reconciling else DeliveryStatus.FAILED
         account = s.get(Account, delivery.account_id)
@@ -519,18 +530,16 @@ def fail(
             from amplify.accounts import mark_needs_attention  # audits and tells an admin
 
             mark_needs_attention(s, account, str(error))
-    elif isinstance(error, PermanentError):
+    elif decision.verdict == Verdict.GIVE_UP:
         delivery.status = DeliveryStatus.FAILED
-    else:
-        when = policy.next_attempt_at(delivery.attempts, now)
-        if when is None:
-            delivery.status = DeliveryStatus.FAILED
+        if decision.exhausted:
             delivery.last_error = (
                 f"gave up after {delivery.attempts} attempts; last error: {message}"
             )
-        else:
-            delivery.status = retry_status
-            delivery.next_attempt_at = when
+    else:
+        assert decision.at is not None
+        delivery.status = retry_status
+        delivery.next_attempt_at = decision.at
     s.flush()
     return DeliveryStatus(delivery.status)
 

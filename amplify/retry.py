@@ -1,7 +1,10 @@
 """When to try a failed delivery again: exponential backoff with jitter, capped (pure).
 
-This is the policy only; the retry *loop* is the queue (``amplify.queue.fail`` asks the
-policy for the next time and stores it in ``Delivery.next_attempt_at``).
+This is the policy only; the retry *loop* is the queue. In the style of procrastinate's
+retry strategy, ``RetryPolicy.decide(failure, attempts, now)`` returns a ``RetryDecision``
+(retry at T, wait for the platform's reset, give up, or needs attention) without touching
+anything; ``amplify.queue.fail`` maps the connector error onto a ``Failure`` and applies
+the decision to the delivery.
 
 Jitter modes:
 
@@ -19,6 +22,7 @@ the answer is never earlier than it.
 
 from __future__ import annotations
 
+import enum
 import math
 import random
 from dataclasses import dataclass
@@ -30,6 +34,30 @@ JitterMode = Literal["proportional", "full", "decorrelated"]
 
 class UniformSource(Protocol):
     def uniform(self, a: float, b: float) -> float: ...
+
+
+class Failure(enum.StrEnum):
+    """What ended an attempt (the queue maps a connector error onto one)."""
+
+    TRANSIENT = "transient"  # a timeout, a 5xx: try again later
+    RATE_LIMITED = "rate_limited"  # the platform said wait (until its reset time, if given)
+    PERMANENT = "permanent"  # the platform refused this post: retrying cannot help
+    AUTH = "auth"  # the account's credentials failed
+
+
+class Verdict(enum.StrEnum):
+    RETRY = "retry"  # try again at ``at`` (backoff)
+    WAIT_FOR_RESET = "wait_for_reset"  # again at ``at``; the attempt does not count
+    GIVE_UP = "give_up"  # permanent, or out of attempts: a lead must look
+    NEEDS_ATTENTION = "needs_attention"  # an admin must fix the account first
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    verdict: Verdict
+    attempts: int  # the attempts count to store
+    at: datetime | None = None  # when to try again (retry, wait for reset)
+    exhausted: bool = False  # gave up because ``max_attempts`` was reached
 
 
 @dataclass(frozen=True)
@@ -97,6 +125,34 @@ class RetryPolicy:
         if retry_at is not None and retry_at > when:
             return retry_at
         return when
+
+    def decide(
+        self,
+        failure: Failure,
+        attempts: int,
+        now: datetime,
+        *,
+        retry_at: datetime | None = None,
+        rng: UniformSource = random,
+    ) -> RetryDecision:
+        """What to do after an attempt failed with ``failure`` (``attempts`` counts it).
+
+        A rate limit does not count toward giving up: it waits for the platform's
+        ``retry_at`` (or a backoff when none, or a past one, was given).
+        """
+        if failure == Failure.RATE_LIMITED:
+            attempts = max(0, attempts - 1)
+            if retry_at is None or retry_at < now:
+                retry_at = now + timedelta(seconds=self.delay(max(attempts, 1), rng))
+            return RetryDecision(Verdict.WAIT_FOR_RESET, attempts, retry_at)
+        if failure == Failure.AUTH:
+            return RetryDecision(Verdict.NEEDS_ATTENTION, attempts)
+        if failure == Failure.PERMANENT:
+            return RetryDecision(Verdict.GIVE_UP, attempts)
+        when = self.next_attempt_at(attempts, now, rng=rng)
+        if when is None:
+            return RetryDecision(Verdict.GIVE_UP, attempts, exhausted=True)
+        return RetryDecision(Verdict.RETRY, attempts, when)
 
 
 DEFAULT_POLICY = RetryPolicy()

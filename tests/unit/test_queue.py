@@ -20,7 +20,7 @@ from amplify.models import (
     PostState,
     utcnow,
 )
-from amplify.retry import RetryPolicy
+from amplify.retry import Failure, RetryPolicy
 from connectors.base import AuthError, PermanentError, RateLimited, Receipt, TransientError
 
 NOW = utcnow().replace(microsecond=0)
@@ -452,3 +452,10 @@ def test_it_counts_deliveries_per_status_and_knows_the_next_due_time(factory) ->
             d.status = DeliveryStatus.CANCELLED
         s.commit()
         assert queue.next_due(s) is None
+
+
+def test_it_names_each_connector_error_for_the_retry_policy() -> None:
+    assert queue.failure_of(RateLimited("slow down")) == Failure.RATE_LIMITED
+    assert queue.failure_of(AuthError("token revoked")) == Failure.AUTH
+    assert queue.failure_of(PermanentError("too long")) == Failure.PERMANENT
+    assert queue.failure_of(TransientError("timeout")) == Failure.TRANSIENT

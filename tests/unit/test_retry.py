@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from amplify.retry import DEFAULT_POLICY, RetryPolicy
+from amplify.retry import DEFAULT_POLICY, Failure, RetryDecision, RetryPolicy, Verdict
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -84,3 +84,61 @@ def test_it_refuses_a_nonsensical_policy_with_every_problem_named() -> None:
         RetryPolicy(base_seconds=0, max_attempts=0, jitter=2)
     message = str(err.value)
     assert "base_seconds" in message and "max_attempts" in message and "jitter" in message
+
+
+# --------------------------------------------------------------------------- the decision
+
+
+def test_it_decides_to_retry_a_transient_failure_at_the_backoff_time() -> None:
+    policy = RetryPolicy(base_seconds=30, factor=2, jitter=0, max_attempts=5)
+    decision = policy.decide(Failure.TRANSIENT, 2, NOW)
+    assert decision == RetryDecision(Verdict.RETRY, 2, NOW + timedelta(seconds=60))
+
+
+def test_it_gives_up_on_a_transient_failure_once_the_attempts_are_used_up() -> None:
+    policy = RetryPolicy(max_attempts=3)
+    assert policy.decide(Failure.TRANSIENT, 2, NOW).verdict == Verdict.RETRY
+    decision = policy.decide(Failure.TRANSIENT, 3, NOW)
+    assert decision == RetryDecision(Verdict.GIVE_UP, 3, None, exhausted=True)
+
+
+def test_it_gives_up_on_a_permanent_failure_at_once_without_calling_it_exhausted() -> None:
+    decision = DEFAULT_POLICY.decide(Failure.PERMANENT, 1, NOW)
+    assert decision == RetryDecision(Verdict.GIVE_UP, 1, None, exhausted=False)
+
+
+def test_it_sends_an_auth_failure_to_an_admin_whatever_the_attempts() -> None:
+    for attempts in (1, 50):
+        decision = DEFAULT_POLICY.decide(Failure.AUTH, attempts, NOW)
+        assert decision == RetryDecision(Verdict.NEEDS_ATTENTION, attempts)
+
+
+def test_it_waits_for_the_platforms_reset_and_does_not_count_the_attempt() -> None:
+    reset = NOW + timedelta(minutes=15)
+    decision = RetryPolicy(max_attempts=2).decide(Failure.RATE_LIMITED, 2, NOW, retry_at=reset)
+    assert decision == RetryDecision(Verdict.WAIT_FOR_RESET, 1, reset)
+
+
+def test_it_never_lets_a_rate_limit_give_up_even_past_the_attempt_limit() -> None:
+    decision = RetryPolicy(max_attempts=1).decide(Failure.RATE_LIMITED, 9, NOW)
+    assert decision.verdict == Verdict.WAIT_FOR_RESET and decision.attempts == 8
+
+
+def test_it_backs_off_a_rate_limit_whose_reset_is_missing_or_already_past() -> None:
+    policy = RetryPolicy(base_seconds=40, jitter=0)
+    for retry_at in (None, NOW - timedelta(seconds=5)):
+        decision = policy.decide(Failure.RATE_LIMITED, 1, NOW, retry_at=retry_at)
+        # attempts 1 → 0 after the refund; the backoff still uses at least one attempt
+        assert decision == RetryDecision(Verdict.WAIT_FOR_RESET, 0, NOW + timedelta(seconds=40))
+
+
+def test_it_keeps_a_reset_time_that_is_exactly_now() -> None:
+    decision = DEFAULT_POLICY.decide(Failure.RATE_LIMITED, 1, NOW, retry_at=NOW)
+    assert decision.at == NOW
+
+
+def test_it_decides_the_same_way_twice_for_the_same_inputs() -> None:
+    # Pure: the answer depends only on its arguments (the random source is one of them).
+    first = DEFAULT_POLICY.decide(Failure.TRANSIENT, 3, NOW, rng=Fixed(0.3))
+    second = DEFAULT_POLICY.decide(Failure.TRANSIENT, 3, NOW, rng=Fixed(0.3))
+    assert first == second and first.at is not None and first.at > NOW
