@@ -194,6 +194,11 @@ def platform_label(platform: str) -> str:
         return platform
 
 
+def platform_in_sentence(platform: str) -> str:
+    """A platform's name inside a sentence (a practice network's full label is too long)."""
+    return f"the {platform}" if _practice(platform) else platform_label(platform)
+
+
 def account_label(platform: str, handle: str) -> str:
     if _practice(platform):
         return f"{handle} ({platform} — practice network)"

@@ -205,8 +205,7 @@ def _what_goes_out(card: Card, campaign: Any, chosen: list[Account]) -> None:
 
 
 def _thread_notice(platform: str, parts: int, cap: int | None) -> None:
-    # The sandbox's full label is too long inside a sentence.
-    name = "the sandbox" if platform == "sandbox" else widgets.platform_label(platform)
+    name = widgets.platform_in_sentence(platform)
     if cap is not None and parts > cap:
         st.error(
             f"{parts} posts on {name}, but the thread is capped at {cap}: approving is refused "

@@ -19,6 +19,7 @@ from amplify.errors import AmplifyError, ValidationFailed
 from amplify.models import Post, utcnow
 from amplify.permissions import Action
 from amplify.ui import state, widgets
+from connectors import registry
 from connectors.registry import PLATFORMS
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def _link_card(link: str) -> None:
 
 def short_name(platform: str) -> str:
     """A platform's name inside a sentence (the sandbox's full label is too long there)."""
-    return "the sandbox" if platform == "sandbox" else widgets.platform_label(platform)
+    return widgets.platform_in_sentence(platform)
 
 
 def _long_thread_warning(platform: str, parts: int) -> None:
@@ -194,7 +195,7 @@ def _default_platforms() -> list[str]:
     with state.db() as s:
         connected = queries.connected_platforms(s)
     # Default: where the team can publish now; with nothing connected, the real networks.
-    return connected or [p for p in PLATFORMS if p != "sandbox"]
+    return connected or [p for p in PLATFORMS if not registry.info(p).practice]
 
 
 def _fill(post: Post, tz: ZoneInfo) -> None:
