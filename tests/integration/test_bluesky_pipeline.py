@@ -24,7 +24,8 @@ from amplify.models import (
     Spreader,
     utcnow,
 )
-from amplify.publisher import Outcome, publish_one, reconcile_one
+from amplify.publisher import publish_one, reconcile_one
+from amplify.queue import Outcome
 from connectors.base import ConnectorContext, OutgoingPost, Receipt
 from connectors.bluesky import POST, BlueskyConnector, record_key
 
