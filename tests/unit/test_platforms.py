@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
+from amplify.errors import ValidationFailed
 from connectors import registry
-from connectors.base import CredentialField, PlatformInfo, Receipt, Reshare
+from connectors.base import CredentialField, PlatformInfo, Receipt, Reshare, WriteBudget
 from connectors.sandbox import SandboxConnector
 
 
@@ -73,3 +76,44 @@ def test_the_cli_offers_a_newly_registered_platform(made_up_platform: PlatformIn
     assert refused.exit_code == 2
     assert "'nowhere' is not one of" in refused.output and "madeup" in refused.output
     assert credential_prompts("madeup") == ["Made Up token"]
+
+
+def test_accounts_read_a_new_platforms_credentials_and_server_from_its_description(
+    made_up_platform: PlatformInfo,
+) -> None:
+    from amplify import accounts
+
+    assert accounts.parse_credentials("madeup", "tok-123\n") == {"token": "tok-123"}
+    with pytest.raises(ValidationFailed) as refused:
+        accounts.parse_credentials("madeup", "sekrit-a\nsekrit-b\n")
+    assert made_up_platform.how_to in str(refused.value) and "sekrit" not in str(refused.value)
+    help_ = accounts.platform_help("madeup")
+    assert help_.service_url_default == "https://madeup.example"
+    assert not help_.service_url_required
+
+
+def test_a_new_platform_is_budgeted_from_its_description() -> None:
+    from amplify import ratelimit
+
+    budgeted = dataclasses.replace(
+        MADE_UP, write_budgets=(WriteBudget("account", 50, timedelta(hours=1)),)
+    )
+    registry.register("madeup", SandboxConnector, budgeted)
+    try:
+        [limit] = ratelimit.LIMITS["madeup"]
+        assert (limit.scope, limit.capacity, limit.window) == ("account", 50, timedelta(hours=1))
+        assert "madeup" in ratelimit.LIMITS
+    finally:
+        registry.unregister("madeup")
+    assert "madeup" not in ratelimit.LIMITS and "sandbox" not in ratelimit.LIMITS
+
+
+def test_advocates_reshare_as_each_platform_says() -> None:
+    from amplify import amplification
+
+    assert amplification.reshare_on("x") == Reshare.SHARE_LINK
+    assert amplification.reshare_on("bluesky") == Reshare.AUTOMATIC
+    assert amplification.reshare_on("not-a-platform") == Reshare.NONE
+    assert amplification.share_link("x", "42") == "https://x.com/intent/retweet?tweet_id=42"
+    with pytest.raises(ValueError, match="no share links"):
+        amplification.share_link("mastodon", "42")
