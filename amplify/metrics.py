@@ -44,6 +44,7 @@ from amplify.models import (
     Spreader,
     utcnow,
 )
+from connectors import registry
 from connectors.base import (
     MAX_SPREADERS_PER_SWEEP,
     AuthError,
@@ -559,11 +560,20 @@ class Reach:
 SANDBOX = "sandbox"
 
 
+def _federated(platform: str) -> bool:
+    """Whether handles and ids on ``platform`` belong to one server (Mastodon), as its
+    connector describes it."""
+    try:
+        return registry.info(platform).server_in_handle
+    except ValueError:
+        return False
+
+
 def normalised_handle(platform: str, handle: str, service_url: str = "") -> str:
     """The handle as one account has it everywhere: lower case, no leading @; on Mastodon
     with the instance's domain (``ann`` on mastodon.social is ``ann@mastodon.social``)."""
     value = (handle or "").strip().lstrip("@").lower()
-    if platform == "mastodon" and "@" not in value:
+    if "@" not in value and _federated(platform):
         host = urlsplit(service_url).hostname or ""
         if host:
             value = f"{value}@{host.lower()}"
@@ -575,7 +585,7 @@ def _id_key(platform: str, remote_id: str | None, service_url: str) -> tuple[str
     where ids are per server, the same server)."""
     if not remote_id:
         return None
-    scope = (urlsplit(service_url).hostname or "").lower() if platform == "mastodon" else ""
+    scope = (urlsplit(service_url).hostname or "").lower() if _federated(platform) else ""
     return ("id", platform, scope, remote_id)
 
 

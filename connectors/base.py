@@ -197,7 +197,8 @@ class PlatformInfo:
     default_service_url: str = ""  # used when none is given ("" : none, so one is required)
     suggested_service_url: str = ""  # what the form starts with (the default when empty)
     https_only: bool = True  # the service URL receives the account's token
-    server_in_handle: bool = False  # a handle may name its server: user@server
+    # Federated: a handle may name its server (user@server); handles and ids are per server.
+    server_in_handle: bool = False
     token_alternative: str = ""  # one line "<key>=<token>" may replace every credential
     reshare: str = Reshare.AUTOMATIC
     share_link: Callable[[Receipt], str] | None = None  # when ``reshare`` is SHARE_LINK
