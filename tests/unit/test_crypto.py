@@ -135,12 +135,9 @@ def test_the_cli_refuses_to_run_then_recovers_with_reset_credentials(
         assert event.detail == {"accounts": 1, "channels_removed": 1}
 
 
-def test_the_worker_refuses_to_start_without_the_key(
-    key_file: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from amplify.worker import main
-
+def test_the_worker_refuses_to_start_without_the_key(key_file: Path, sqlite_url: str) -> None:
     _connect_account(sqlite_url)
     key_file.unlink()
-    assert main(["--once", "--no-metrics"]) == 1
-    assert str(key_file) in capsys.readouterr().err
+    refused = runner.invoke(app, ["worker", "--once", "--no-metrics"])
+    assert refused.exit_code == 1
+    assert str(key_file) in refused.output
