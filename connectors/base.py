@@ -365,6 +365,11 @@ class Connector(Protocol):
     #: whether ``repost`` is allowed by the platform's automation rules
     supports_repost: ClassVar[bool]
 
+    def text_limit(self) -> int | None:
+        """This account's own post length limit when it differs from the platform's usual one
+        (a Mastodon instance's), from memory only, never a request; None: the usual one."""
+        ...
+
     def validate(self, post: OutgoingPost) -> list[str]:
         """Problems a person can fix before approval (too long, missing alt text); [] if fine."""
         ...

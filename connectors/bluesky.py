@@ -402,6 +402,9 @@ class BlueskyConnector:
 
     # ------------------------------------------------------------------ validate
 
+    def text_limit(self) -> int | None:
+        return None  # every PDS counts the same
+
     def validate(self, post: OutgoingPost) -> list[str]:
         problems: list[str] = []
         if not post.parts or not any(p.strip() for p in post.parts):

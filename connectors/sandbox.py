@@ -256,6 +256,9 @@ class SandboxConnector:
 
     # ------------------------------------------------------------------ contract
 
+    def text_limit(self) -> int | None:
+        return None  # the practice network has one limit
+
     def validate(self, post: OutgoingPost) -> list[str]:
         problems: list[str] = []
         if not post.parts or not any(p.strip() for p in post.parts):

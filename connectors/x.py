@@ -441,6 +441,9 @@ class XConnector:
 
     # ------------------------------------------------------------------ validation
 
+    def text_limit(self) -> int | None:
+        return None  # X has one limit for every account
+
     def validate(self, post: OutgoingPost) -> list[str]:
         problems: list[str] = []
         if not post.parts:

@@ -10,7 +10,14 @@ import pytest
 
 from amplify.errors import ValidationFailed
 from connectors import registry
-from connectors.base import CredentialField, PlatformInfo, Receipt, Reshare, WriteBudget
+from connectors.base import (
+    Connector,
+    CredentialField,
+    PlatformInfo,
+    Receipt,
+    Reshare,
+    WriteBudget,
+)
 from connectors.sandbox import SandboxConnector
 
 
@@ -117,3 +124,17 @@ def test_advocates_reshare_as_each_platform_says() -> None:
     assert amplification.share_link("x", "42") == "https://x.com/intent/retweet?tweet_id=42"
     with pytest.raises(ValueError, match="no share links"):
         amplification.share_link("mastodon", "42")
+
+
+@pytest.mark.parametrize("platform", registry.PLATFORMS)
+def test_each_shipped_connector_implements_the_whole_contract(platform: str) -> None:
+    contract = [
+        name for name in vars(Connector) if callable(getattr(Connector, name)) and name[0] != "_"
+    ]
+    assert {"validate", "text_limit", "publish"} <= set(contract)
+    missing = [
+        name
+        for name in contract
+        if not callable(getattr(registry.connector_class(platform), name, None))
+    ]
+    assert missing == []
