@@ -21,6 +21,7 @@ from amplify.analytics import post_label
 from amplify.errors import AmplifyError, ValidationFailed
 from amplify.models import DeliveryStatus, PostState, User, utcnow
 from amplify.queries import CalendarEntry
+from connectors import registry
 
 # Colour-blind-safe palette (Okabe–Ito, darkened where white text needs it), by account.
 PALETTE = (
@@ -56,10 +57,11 @@ def story_words(body: str, post_id: int) -> str:
 
 
 def account_name(platform: str, handle: str) -> str:
-    if platform == "sandbox":
-        return f"{handle} (practice)"
-    names = {"x": "X", "bluesky": "Bluesky", "mastodon": "Mastodon"}
-    return f"{names.get(platform, platform)} {handle}"
+    try:
+        info = registry.info(platform)
+    except ValueError:  # not a platform offered (a test's connector)
+        return f"{platform} {handle}"
+    return f"{handle} (practice)" if info.practice else f"{info.label} {handle}"
 
 
 def colour_for(account_id: int) -> str:

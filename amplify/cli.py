@@ -280,6 +280,15 @@ def users_reset_password(email: str = typer.Argument(..., help="Whose password t
 # --------------------------------------------------------------------------- accounts
 
 
+def _practice(platform: str) -> bool:
+    from connectors import registry
+
+    try:
+        return registry.info(platform).practice
+    except ValueError:  # a connector a test registered without describing it
+        return False
+
+
 def _account_label(platform: str) -> str:
     from connectors import registry
 
@@ -364,7 +373,7 @@ def accounts_list() -> None:
                 a.status,
                 "yes" if a.amplify_opt_in else "no",
                 a.followers_count,
-                ("practice network — nothing is really posted" if a.platform == "sandbox" else "")
+                ("practice network — nothing is really posted" if _practice(a.platform) else "")
                 + (f" {a.last_error}" if a.last_error else ""),
             )
             for a in s.scalars(
