@@ -389,7 +389,7 @@ def render() -> None:
             format_func=widgets.platform_label,
             key=k("platforms"),
         )
-        if "sandbox" in platforms:
+        if any(registry.info(p).practice for p in platforms):
             st.caption(
                 ":material/science: Sandbox is a practice network: nothing posted there "
                 "leaves this machine."
