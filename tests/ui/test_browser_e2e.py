@@ -365,6 +365,16 @@ class Person:
                 timeout=WAIT,
             )
 
+    def settle_drawing(self) -> None:
+        """Charts and components redraw after a resize behind grey placeholders; a photo taken
+        then shows empty boxes. Wait (a bounded while) until none is left."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        with suppress(PlaywrightTimeout):
+            self.page.wait_for_function(
+                "() => !document.querySelector('[data-testid^=stSkeleton]')", timeout=5000
+            )
+
     def photo(self, step: str) -> None:
         self.shots += 1
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -376,6 +386,7 @@ class Person:
             ".map(e => e.scrollHeight), 0)"
         )
         self.page.set_viewport_size({"width": 1400, "height": min(max(int(height), 1000), 6000)})
+        self.settle_drawing()
         self.page.screenshot(path=str(ARTIFACTS / name), full_page=True)
         self.page.set_viewport_size({"width": 1400, "height": 1000})
 
