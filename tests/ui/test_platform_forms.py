@@ -9,28 +9,14 @@ from streamlit.testing.v1 import AppTest
 from uikit import texts
 
 from amplify.ui import widgets
-from connectors import registry
-from connectors.base import CredentialField, PlatformInfo
-from connectors.sandbox import SandboxConnector
-
-MADE_UP = PlatformInfo(
-    name="madeup",
-    label="Made Up",
-    steps="1. Open *Made Up → Settings → Tokens*.\n2. Paste the madeup token below.",
-    how_to="Paste one line: the token from Made Up's Settings → Tokens.",
-    handle_label="Made Up handle",
-    credentials=(CredentialField("token", "Made Up token"),),
-    service_label="Made Up server",
-    default_service_url="https://madeup.example",
-)
+from connectors.base import PlatformInfo
+from tests import made_up_platform as made_up
 
 
 @pytest.fixture
 def made_up_platform() -> Iterator[PlatformInfo]:
-    """A platform no module ships: one registry call adds it, as a new module would."""
-    registry.register("madeup", SandboxConnector, MADE_UP)
-    yield MADE_UP
-    registry.unregister("madeup")
+    with made_up.registered() as info:
+        yield info
 
 
 def test_the_accounts_page_offers_a_newly_registered_platform(

@@ -12,13 +12,13 @@ from amplify.errors import ValidationFailed
 from connectors import registry
 from connectors.base import (
     Connector,
-    CredentialField,
     PlatformInfo,
     Receipt,
     Reshare,
     WriteBudget,
 )
 from connectors.sandbox import SandboxConnector
+from tests import made_up_platform as made_up
 
 
 @pytest.mark.parametrize("platform", registry.PLATFORMS)
@@ -54,24 +54,10 @@ def test_a_registered_platform_is_offered_only_with_a_description() -> None:
         registry.info("madeup")
 
 
-MADE_UP = PlatformInfo(
-    name="madeup",
-    label="Made Up",
-    steps="1. Open *Made Up → Settings → Tokens*.\n2. Paste the token below.",
-    how_to="Paste one line: the token from Made Up's Settings → Tokens.",
-    handle_label="Made Up handle",
-    credentials=(CredentialField("token", "Made Up token"),),
-    service_label="Made Up server",
-    default_service_url="https://madeup.example",
-)
-
-
 @pytest.fixture
 def made_up_platform() -> Iterator[PlatformInfo]:
-    """A platform no module ships: one registry call adds it, as a new module would."""
-    registry.register("madeup", SandboxConnector, MADE_UP)
-    yield MADE_UP
-    registry.unregister("madeup")
+    with made_up.registered() as info:
+        yield info
 
 
 def test_the_cli_offers_a_newly_registered_platform(made_up_platform: PlatformInfo) -> None:
@@ -103,7 +89,7 @@ def test_a_new_platform_is_budgeted_from_its_description() -> None:
     from amplify import ratelimit
 
     budgeted = dataclasses.replace(
-        MADE_UP, write_budgets=(WriteBudget("account", 50, timedelta(hours=1)),)
+        made_up.MADE_UP, write_budgets=(WriteBudget("account", 50, timedelta(hours=1)),)
     )
     registry.register("madeup", SandboxConnector, budgeted)
     try:
