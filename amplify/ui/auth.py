@@ -240,8 +240,7 @@ def _reset_screen(token: str) -> None:
         widgets.show_error(exc)
         return
     st.query_params.clear()
-    for key in (state.USER_KEY, state.TOKEN_KEY):
-        st.session_state.pop(key, None)
+    state.forget_sign_in()
     widgets.flash("Your new password is saved. Sign in with it.")
     st.rerun()
 

@@ -141,10 +141,15 @@ def current_user() -> User | None:
 def _end_here() -> None:
     """This browser's session ended elsewhere (signed out everywhere, deactivated, reset)."""
     uid = signed_in_id()
-    for key in (USER_KEY, TOKEN_KEY):
-        st.session_state.pop(key, None)
+    forget_sign_in()
     inactive = uid is not None and _by_id(uid) is None
     st.session_state[ENDED_KEY] = "deactivated" if inactive else "ended"
+
+
+def forget_sign_in() -> None:
+    """This tab is no longer signed in (its session row, if any, is left as it is)."""
+    for key in (USER_KEY, TOKEN_KEY):
+        st.session_state.pop(key, None)
 
 
 def actor(s: Session) -> User:
