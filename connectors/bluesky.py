@@ -704,30 +704,25 @@ class BlueskyConnector:
         then their follower counts (getProfiles, 25 a call)."""
         uri = target.uri or target.remote_id
         found: dict[str, tuple[Any, str]] = {}
-        cursor: str | None = None
-        while len(found) < limit:
-            page = self._call(
-                "read who reposted",
-                partial(_reposted_by, uri=uri, cursor=cursor),
-            )
-            before = len(found)
-            for profile in page.reposted_by:
-                found.setdefault(profile.did, (profile, "repost"))
-            cursor = page.cursor
-            if not cursor or len(found) == before:
-                break  # the last page (or a server repeating itself)
-        cursor = None
-        while len(found) < limit:
-            quotes = self._call(
+        sources: tuple[tuple[str, Callable[..., Any], Callable[[Any], list[Any]], str], ...] = (
+            ("read who reposted", _reposted_by, lambda page: list(page.reposted_by), "repost"),
+            (
                 "read who quoted",
-                partial(_quotes, uri=uri, cursor=cursor),
-            )
-            before = len(found)
-            for view in quotes.posts:
-                found.setdefault(view.author.did, (view.author, "quote"))
-            cursor = quotes.cursor
-            if not cursor or len(found) == before:
-                break
+                _quotes,
+                lambda page: [view.author for view in page.posts],
+                "quote",
+            ),
+        )
+        for doing, read, people, kind in sources:
+            cursor: str | None = None
+            while len(found) < limit:
+                page = self._call(doing, partial(read, uri=uri, cursor=cursor))
+                before = len(found)
+                for profile in people(page):
+                    found.setdefault(profile.did, (profile, kind))
+                cursor = page.cursor
+                if not cursor or len(found) == before:
+                    break  # the last page (or a server repeating itself)
         chosen = list(found.items())[:limit]
         followers = {
             p.remote_user_id: p.followers_count
