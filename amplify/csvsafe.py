@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """For json.dumps: dates as ISO 8601, anything else unknown as its text."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
@@ -50,7 +51,7 @@ def safe_cell(value: Any) -> Any:
     if isinstance(value, datetime | date):
         text = value.isoformat()
     elif isinstance(value, list | tuple | dict):
-        text = json.dumps(value, default=_json_default)
+        text = json.dumps(value, default=json_default)
     else:
         text = str(value)
     if text.startswith(FORMULA_STARTS):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -66,15 +66,8 @@ def delivery_rows(s: Session) -> list[dict[str, Any]]:
     ]
 
 
-def _json_default(value: Any) -> Any:
-    """For json.dumps: dates as ISO 8601, anything else unknown as its text."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
-
-
 def to_json(rows: Sequence[dict[str, Any]]) -> str:
-    return json.dumps(list(rows), indent=2, default=_json_default)
+    return json.dumps(list(rows), indent=2, default=csvsafe.json_default)
 
 
 def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
