@@ -120,7 +120,8 @@ def current_user() -> User | None:
     if token is not None:
         user = _resume(token)
         if user is None or user.id != signed_in_id():
-            _end_here()
+            _end_here()  # a token that no longer matches this tab signs nobody in
+            return None
         return user
     uid = signed_in_id()
     if uid is not None:
