@@ -436,6 +436,9 @@ def _store(
     rows = {
         d.id: d for d in s.scalars(select(Delivery).where(Delivery.id.in_([i.id for i in batch])))
     }
+    # Resharers' follower counts, copied to our accounts once for the batch (one server).
+    resharers: list[tuple[str | None, str, int | None]] = []
+    server: tuple[str, str] | None = None
     for item in batch:
         d = rows.get(item.id)
         if d is None:
@@ -456,12 +459,10 @@ def _store(
             # hidden): "and N more", so the reach is shown as partial, not silently low.
             listed = len({(i.remote_user_id, i.kind) for i in infos})
             d.spreaders_unseen = max(0, m.reposts + m.quotes - listed)
-            _copy_to_our_accounts(
-                s,
-                d.account.platform,
-                d.account.service_url,
-                [(i.remote_user_id, i.handle, i.followers_count) for i in infos],
-            )
+            resharers += [(i.remote_user_id, i.handle, i.followers_count) for i in infos]
+            server = server or (d.account.platform, d.account.service_url)
+    if server is not None:
+        _copy_to_our_accounts(s, *server, resharers)
 
 
 def upsert_spreaders(
