@@ -97,6 +97,21 @@ def forget(prefix: str) -> None:
             del st.session_state[key]
 
 
+def form_prefix(prefix: str) -> str:
+    """The key prefix of a form's fields in its current generation. Forgetting a widget's key
+    does not empty a field the browser still holds (it sends the value back with the next
+    click); new keys make new widgets, which the browser starts empty."""
+    gen = st.session_state.get(f"{prefix}gen", 0)
+    return f"{prefix}{gen}_" if gen else prefix
+
+
+def new_form(prefix: str) -> None:
+    """Forget a form's fields and move it to its next generation (see ``form_prefix``)."""
+    gen = st.session_state.get(f"{prefix}gen", 0)
+    forget(prefix)
+    st.session_state[f"{prefix}gen"] = gen + 1
+
+
 def secret_key(scope: str, name: str) -> str:
     """Widget key of a secret field (password, token, URL with a token). Each attempt bumps
     the scope's generation, so the next run draws fresh, empty fields: a typed secret never

@@ -100,15 +100,11 @@ def _archive(campaign_id: int, archived: bool) -> None:
 
 def _add() -> None:
     with st.expander("Add a campaign"):
-        # New keys once one is added: forgetting a key does not empty a field the browser
-        # still holds (it sends the value back with the next click).
-        gen = st.session_state.get(f"{NEW}gen", 0)
-        fields = _fields(f"{NEW}{gen}_" if gen else NEW, None)
+        fields = _fields(widgets.form_prefix(NEW), None)
         if st.button("Add campaign", type="primary") and widgets.run_action(
             lambda: _create(fields), f"Campaign {widgets.plain(fields['name'].strip())} added."
         ):
-            widgets.forget(NEW)  # a clean form for the next one
-            st.session_state[f"{NEW}gen"] = gen + 1
+            widgets.new_form(NEW)  # a clean form for the next one
             st.rerun()
 
 
